@@ -1,0 +1,187 @@
+"""Websocket consumer of a run's live progress: ``ws/runs/<id>/?after=N``.
+
+Protocol (JSON text frames; see static/js/run-live.js for the client):
+
+client -> server
+  ``{"after": N}``     start streaming events with ``seq > N`` (only needed
+                       when the URL has no ``?after=N``)
+  ``{"type": "ping"}`` answered with ``{"type": "pong", "last_seq": N}``
+
+server -> client
+  ``{"type": "hello", "run": id, "after": N}``            streaming started
+  ``{"type": "events", "events": [{seq, at, level, message, progress, step_id}], "last_seq": N}``
+  ``{"type": "steps", "steps": [{id, index, phase, action, target, state, state_label, progress, attempts, error, ...}]}``
+  ``{"type": "run", "run": {id, kind, state, state_label, phase, progress, message, is_active, ...}}``
+  ``{"type": "error", "code": ..., "message": "..."}``    bad input; nothing changed
+
+Each event is sent exactly once per connection, in ``seq`` order; a client that
+reconnects with ``?after=<last seq it rendered>`` misses nothing and gets
+nothing twice. An anonymous socket is closed with 4401, a run the user may not
+see with 4403 (a tenant never watches another tenant's run).
+
+Order of work on connect (DESIGN.md, "The database is the truth"): authenticate,
+authorize, join the run's group, then send the backlog, then what is new on each
+poke (``run.poke``) or on the timer of the shared :class:`ops.livetail.RunTail`.
+"""
+import asyncio
+import json
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from . import livetail
+from .live import run_group
+from .models import Run
+
+EVENTS_PER_FRAME = 200
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+def _parse_after(value) -> int | None:
+    """A cursor is a non-negative integer (as int or decimal string); anything else is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+@database_sync_to_async
+def _can_watch(user, run_id: int) -> bool:
+    return Run.objects.visible_to(user).filter(pk=run_id).exists()
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    tail = None
+    pump = None
+    group = None
+
+    async def connect(self):
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        self.last_seq = None  # None until the client said where it is
+        self.step_version = 0
+        self.run_version = 0
+        self._changed = asyncio.Event()
+        user = self.scope.get("user")
+        # Accept first so the browser sees the close code (a refused handshake is a bare 403).
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self._fail(CLOSE_UNAUTHENTICATED, "Sign in to watch this run.", close=True)
+            return
+        if not await _can_watch(user, self.run_id):
+            await self._fail(CLOSE_FORBIDDEN, f"Run {self.run_id} does not exist or you may not watch it.", close=True)
+            return
+        self.group = run_group(self.run_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)  # join first, then read
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        if "after" in query:
+            after = _parse_after(query["after"][-1])
+            if after is None:
+                await self._fail("bad-after", f"'after' must be a non-negative integer, got {query['after'][-1]!r}; "
+                                              'send {"after": N} to start.')
+                return
+            await self._start(after)
+
+    async def disconnect(self, code):
+        if self.pump is not None:
+            self.pump.cancel()
+        if self.tail is not None:
+            livetail.unsubscribe(self.tail, self)
+            self.tail = None
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # -- client messages --
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.group is None:  # rejected socket: ignore anything that still arrives
+            return
+        if text_data is None:
+            await self._fail("bad-message", "Send JSON text frames, not binary.")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError as exc:
+            await self._fail("bad-json", f"Malformed JSON: {exc.msg} at position {exc.pos}.")
+            return
+        if not isinstance(content, dict):
+            await self._fail("bad-message", "A message must be a JSON object.")
+            return
+        kind = content.get("type", "resume" if "after" in content else None)
+        if kind == "ping":
+            await self._send({"type": "pong", "last_seq": self.last_seq})
+        elif kind == "resume":
+            after = _parse_after(content.get("after"))
+            if after is None:
+                await self._fail("bad-after", f"'after' must be a non-negative integer, got {content.get('after')!r}.")
+            elif self.last_seq is not None:
+                await self._fail("already-streaming", f"Already streaming (last seq sent: {self.last_seq}); "
+                                                      "reconnect with ?after=N to resume elsewhere.")
+            else:
+                await self._start(after)
+        else:
+            await self._fail("bad-message", f"Unknown message type {kind!r}; expected 'resume' or 'ping'.")
+
+    # -- channel layer --
+    async def run_poke(self, event):
+        if self.tail is not None:
+            self.tail.wake()
+
+    # -- streaming --
+    async def _start(self, after: int):
+        self.last_seq = after
+        await self._send({"type": "hello", "run": self.run_id, "after": after})
+        self.tail = livetail.subscribe(self.run_id, self)
+        self.pump = asyncio.get_running_loop().create_task(self._pump())
+
+    def tail_changed(self):
+        self._changed.set()
+
+    async def _pump(self):
+        await self.tail.ready.wait()
+        try:
+            while True:
+                self._changed.clear()
+                await self._flush()
+                await self._changed.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # keep the socket honest: say what broke, then let the client reconnect
+            await self._fail("server-error", f"Live feed stopped: {exc}", close=True)
+
+    async def _flush(self):
+        tail = self.tail
+        while True:
+            events = tail.events_after(self.last_seq)
+            if events is None:  # older than the shared buffer: read this watcher's backlog itself
+                events = await database_sync_to_async(livetail.fetch_events)(self.run_id, self.last_seq, tail.floor)
+                if not events:  # nothing stored in that range
+                    self.last_seq = tail.floor
+                    continue
+            if not events:
+                break
+            for i in range(0, len(events), EVENTS_PER_FRAME):
+                chunk = events[i:i + EVENTS_PER_FRAME]
+                await self._send({"type": "events", "events": chunk, "last_seq": chunk[-1]["seq"]})
+                self.last_seq = chunk[-1]["seq"]
+        if tail.version > self.step_version:
+            steps = tail.steps_since(self.step_version)
+            self.step_version = tail.version
+            if steps:
+                await self._send({"type": "steps", "steps": steps})
+        if tail.run is not None and tail.run_version != self.run_version:
+            self.run_version = tail.run_version
+            await self._send({"type": "run", "run": tail.run})
+
+    # -- helpers --
+    async def _send(self, payload: dict):
+        await self.send(text_data=json.dumps(payload, default=str))
+
+    async def _fail(self, code, message: str, close: bool = False):
+        await self._send({"type": "error", "code": code, "message": message})
+        if close:
+            await self.close(code=code if isinstance(code, int) else 4000)

@@ -1,0 +1,137 @@
+"""Structured commands and the reading of what comes back.
+
+A ``Cmd`` is a cmdlet name plus parameters bound with ``add_parameter``; a
+``Script`` is constant text with a ``param()`` block whose values are bound as
+parameters. Nothing from a user is ever formatted into PowerShell text.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import typing
+
+from . import errors
+
+SWITCH = object()  # a switch parameter: sent with no value
+
+
+@dataclasses.dataclass
+class Cmd:
+    name: str
+    params: list[tuple[str, typing.Any]] = dataclasses.field(default_factory=list)
+    script: bool = False
+
+    def add_to(self, ps) -> None:
+        if self.script:
+            ps.add_script(self.name)
+        else:
+            ps.add_cmdlet(self.name)
+        for key, value in self.params:
+            if value is SWITCH:
+                ps.add_parameter(key)
+            else:
+                ps.add_parameter(key, value)
+
+
+def cmd(name: str, **params) -> Cmd:
+    """``cmd('Get-SCVMHost', ComputerName=name)``; ``True`` for a switch, ``None``/``False`` leaves it out."""
+    bound = []
+    for key, value in params.items():
+        if value is None or value is False:
+            continue
+        bound.append((key, SWITCH if value is True else value))
+    return Cmd(name, bound)
+
+
+def script(text: str, **params) -> Cmd:
+    """A constant script with a ``param()`` block; values bound as parameters."""
+    return Cmd(text, [(k, v) for k, v in params.items()], script=True)
+
+
+def select_json(*fields: str, depth: int = 1) -> list[Cmd]:
+    """``| Select-Object -Property f1,f2 | ConvertTo-Json -Compress -Depth d``: ask for exactly the fields needed."""
+    return [cmd("Select-Object", Property=list(fields)), cmd("ConvertTo-Json", Compress=True, Depth=depth)]
+
+
+def parse_json_output(output: list) -> list[dict]:
+    """ConvertTo-Json gives one string (an object, an array, or nothing)."""
+    text = "".join(str(part) for part in output).strip()
+    if not text:
+        return []
+    value = json.loads(text)
+    if isinstance(value, dict):
+        return [value]
+    return list(value)
+
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
+
+
+def parse_date(value) -> dt.datetime | None:
+    """Windows PowerShell 5.1 writes dates as ``/Date(ms)/``; PowerShell 7 as ISO 8601."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    text = str(value)
+    m = _MS_DATE.match(text)
+    if m:
+        return dt.datetime.fromtimestamp(int(m.group(1)) / 1000, tz=dt.timezone.utc)
+    parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def enum_text(value) -> str:
+    """An enum arrives as its name (string) or as its integer with a name elsewhere."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):  # ConvertTo-Json of an enum object at depth
+        return str(value.get("Value") or value.get("value__") or "")
+    return str(value)
+
+
+def prop(obj, name: str, default=None):
+    """Read a property of a pypsrp GenericComplexObject or a dict, case-insensitively."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key.lower() == name.lower():
+                return value
+        return default
+    for bag in (getattr(obj, "adapted_properties", None), getattr(obj, "extended_properties", None)):
+        if bag:
+            for key, value in bag.items():
+                if key.lower() == name.lower():
+                    return value
+    return default
+
+
+def error_record_fields(record) -> dict:
+    """The useful parts of a pypsrp ErrorRecord: the server's message, error id, category."""
+    message = ""
+    exc = getattr(record, "exception", None)
+    if exc is not None:
+        message = prop(exc, "Message") or ""
+    message = message or getattr(record, "details_message", None) or str(getattr(record, "message", "") or "")
+    if not message:
+        message = str(record)
+    return {
+        "message": str(message).strip(),
+        "error_id": str(getattr(record, "fq_error", "") or ""),
+        "category": str(getattr(record, "reason", "") or ""),
+        "category_code": getattr(record, "category", None),
+    }
+
+
+_NOT_FOUND_HINTS = ("NotFound", "CannotFind", "ObjectNotFound", "Unable to find")
+_BUSY_HINTS = ("in use by job", "VMBusy", "ObjectInUse", "currently in use")
+
+
+def map_command_error(fields: dict) -> type[errors.FabricCommandError]:
+    blob = " ".join((fields["message"], fields["error_id"], fields["category"]))
+    if any(hint.lower() in blob.lower() for hint in _BUSY_HINTS):
+        return errors.VMBusy
+    if fields.get("category_code") == 13 or any(h.lower() in blob.lower() for h in _NOT_FOUND_HINTS):
+        return errors.NotFound
+    return errors.FabricCommandError

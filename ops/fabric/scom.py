@@ -1,0 +1,65 @@
+"""Typed SCOM calls: maintenance mode for the monitored objects of VMs and hosts."""
+from __future__ import annotations
+
+import datetime as dt
+
+from . import errors
+from .commands import cmd, parse_date, parse_json_output, script, select_json
+from .session import FabricSession
+from .types import MaintenanceInfo
+
+MM_FIELDS = ("StartTime", "ScheduledEndTime", "Reason", "Comments", "User")
+REASONS = (
+    "PlannedOther", "UnplannedOther", "PlannedHardwareMaintenance", "UnplannedHardwareMaintenance",
+    "PlannedHardwareInstallation", "UnplannedHardwareInstallation", "PlannedOperatingSystemReconfiguration",
+    "UnplannedOperatingSystemReconfiguration", "PlannedApplicationMaintenance", "UnplannedApplicationMaintenance",
+    "ApplicationInstallation", "ApplicationUnresponsive", "ApplicationUnstable", "SecurityIssue", "LossOfNetworkConnectivity",
+)
+
+START_SCRIPT = (
+    "param($Name, $EndTime, $Reason, $Comment)\n"
+    "$instance = Get-SCOMClassInstance -Name $Name\n"
+    "Start-SCOMMaintenanceMode -Instance $instance -EndTime $EndTime -Reason $Reason -Comment $Comment"
+)
+
+
+def _instance_pipe(name: str):
+    return [cmd("Get-SCOMClassInstance", Name=name)]
+
+
+def get_maintenance(s: FabricSession, instance_name: str) -> MaintenanceInfo | None:
+    rows = parse_json_output(
+        s.run([_instance_pipe(instance_name) + [cmd("Get-SCOMMaintenanceMode"), *select_json(*MM_FIELDS)]],
+              cmdlet="Get-SCOMMaintenanceMode", target=instance_name).output
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    end = parse_date(r.get("ScheduledEndTime"))
+    if end is not None and end <= dt.datetime.now(dt.timezone.utc):
+        return None
+    return MaintenanceInfo(instance_name, parse_date(r.get("StartTime")), end, str(r.get("Reason") or ""),
+                           str(r.get("Comments") or ""), str(r.get("User") or ""))
+
+
+def start_maintenance(s: FabricSession, instance_name: str, end_time: dt.datetime, reason: str, comment: str) -> None:
+    if reason not in REASONS:
+        raise ValueError(f"unknown maintenance reason {reason!r}")
+    found = s.run([_instance_pipe(instance_name) + select_json("DisplayName")], cmdlet="Get-SCOMClassInstance",
+                  target=instance_name)
+    if not parse_json_output(found.output):
+        raise errors.NotFound(s.settings.name, f"no monitored object is named {instance_name}",
+                              cmdlet="Start-SCOMMaintenanceMode", target=instance_name, kind=s.settings.kind)
+    s.run([[script(START_SCRIPT, Name=instance_name, EndTime=end_time, Reason=reason, Comment=comment)]],
+          cmdlet="Start-SCOMMaintenanceMode", target=instance_name)
+
+
+def stop_maintenance(s: FabricSession, instance_name: str) -> bool:
+    """End maintenance mode now; False when the object was not in maintenance."""
+    if get_maintenance(s, instance_name) is None:
+        return False
+    now = dt.datetime.now(dt.timezone.utc)
+    s.run([_instance_pipe(instance_name) + [cmd("Get-SCOMMaintenanceMode"), cmd("Set-SCOMMaintenanceMode", EndTime=now),
+                                            cmd("Out-Null")]],
+          cmdlet="Set-SCOMMaintenanceMode", target=instance_name)
+    return True

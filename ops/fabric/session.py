@@ -1,0 +1,242 @@
+"""Pooled PowerShell Remoting sessions, one set per server, shared by threads.
+
+A ``FabricSession`` keeps up to ``max_pools`` open pypsrp RunspacePools to one
+server and lends one to each call; a pool that failed is closed and a fresh
+one opened on the next call. Every call has a deadline: the pipeline is
+started with ``begin_invoke`` and polled until it ends or the deadline passes,
+then stopped, so a hung cmdlet can never hang a worker.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+import typing
+
+import requests
+from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
+from pypsrp.wsman import WSMan
+
+from . import errors
+from .commands import Cmd, error_record_fields, map_command_error
+
+log = logging.getLogger("slipway.fabric")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerSettings:
+    """What is needed to reach one server; built from a ServerConnection row."""
+
+    name: str
+    kind: str
+    host: str
+    port: int
+    use_https: bool
+    auth: str
+    cert_validation: bool
+    username: str
+    password: str = dataclasses.field(repr=False)
+    timeout: float = 30.0
+    max_pools: int = 4
+
+    @classmethod
+    def from_connection(cls, connection) -> "ServerSettings":
+        return cls(
+            name=connection.name,
+            kind=connection.kind,
+            host=connection.host,
+            port=connection.port,
+            use_https=connection.use_https,
+            auth=connection.auth,
+            cert_validation=connection.cert_validation,
+            username=connection.username,
+            password=connection.get_password(),
+            timeout=float(connection.operation_timeout),
+        )
+
+
+@dataclasses.dataclass
+class Result:
+    output: list
+    errors: list  # non-terminating error records (pypsrp ErrorRecord)
+    progress: list
+    warnings: list
+
+
+class FabricSession:
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self._idle: queue.LifoQueue[RunspacePool] = queue.LifoQueue()
+        self._opened = 0
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(settings.max_pools)
+        self.closed = False
+
+    # -- pools ----------------------------------------------------------------
+    def _wsman(self, timeout: float) -> WSMan:
+        s = self.settings
+        op_timeout = max(1, int(min(timeout, 20)))
+        return WSMan(
+            s.host,
+            port=s.port,
+            ssl=s.use_https,
+            auth=s.auth,
+            username=s.username,
+            password=s.password,
+            cert_validation=s.cert_validation,
+            operation_timeout=op_timeout,
+            read_timeout=op_timeout + 5,
+            connection_timeout=max(1, int(min(timeout, 10))),
+            no_proxy=True,
+            encryption="never" if s.auth == "basic" and not s.use_https else "auto",
+        )
+
+    def _open_pool(self, timeout: float) -> RunspacePool:
+        pool = RunspacePool(self._wsman(timeout), configuration_name="Microsoft.PowerShell")
+        pool.open()
+        return pool
+
+    def _borrow(self, timeout: float, cmdlet: str, target: str) -> RunspacePool:
+        if not self._slots.acquire(timeout=timeout):
+            raise self._error(errors.FabricTimeout, f"no free connection to the server within {timeout:.0f} s", cmdlet, target)
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            return self._open_pool(timeout)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _give_back(self, pool: RunspacePool | None, healthy: bool) -> None:
+        try:
+            if pool is not None:
+                if healthy and not self.closed:
+                    self._idle.put(pool)
+                else:
+                    _close_quietly(pool)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        self.closed = True
+        while True:
+            try:
+                _close_quietly(self._idle.get_nowait())
+            except queue.Empty:
+                break
+
+    # -- calls ----------------------------------------------------------------
+    def run(
+        self,
+        statements: typing.Sequence[typing.Sequence[Cmd]],
+        *,
+        cmdlet: str,
+        target: str = "",
+        timeout: float | None = None,
+        strict: bool = True,
+    ) -> Result:
+        """Run statements (each a pipeline of ``Cmd``) in one round trip.
+
+        ``cmdlet``/``target`` name what is being done, for error messages.
+        With ``strict`` a non-terminating error is raised too.
+        """
+        timeout = float(timeout or self.settings.timeout)
+        deadline = time.monotonic() + timeout
+        pool = None
+        healthy = False
+        try:
+            pool = self._borrow(timeout, cmdlet, target)
+            ps = PowerShell(pool)
+            for i, statement in enumerate(statements):
+                if i:
+                    ps.add_statement()
+                for cmd in statement:
+                    cmd.add_to(ps)
+            result = self._invoke(ps, deadline, timeout, cmdlet, target)
+            healthy = True
+        except errors.FabricError:
+            raise
+        except AuthenticationError as exc:
+            raise self._error(errors.FabricAuthError, f"the server refused the credentials of {self.settings.username!r} ({exc})", cmdlet, target) from exc
+        except (requests.exceptions.Timeout, TimeoutError) as exc:
+            raise self._error(errors.FabricTimeout, f"no answer within {timeout:.0f} s ({exc.__class__.__name__})", cmdlet, target) from exc
+        except (requests.exceptions.ConnectionError, OSError) as exc:
+            raise self._error(errors.FabricUnreachable, f"cannot connect to {self.settings.host}:{self.settings.port} ({_short(exc)})", cmdlet, target) from exc
+        except WinRMTransportError as exc:
+            if exc.code == 401:
+                raise self._error(errors.FabricAuthError, f"the server refused the credentials of {self.settings.username!r}", cmdlet, target) from exc
+            raise self._error(errors.FabricUnreachable, f"HTTP {exc.code}: {_short(exc)}", cmdlet, target) from exc
+        except (WinRMError, WSManFaultError) as exc:
+            raise self._error(errors.FabricError, f"WinRM error: {_short(exc)}", cmdlet, target) from exc
+        finally:
+            if pool is not None:
+                self._give_back(pool, healthy)
+        if result.errors and strict:
+            raise self._command_error(result.errors[0], cmdlet, target)
+        return result
+
+    def _invoke(self, ps: PowerShell, deadline: float, timeout: float, cmdlet: str, target: str) -> Result:
+        ps.begin_invoke()
+        while ps.state == PSInvocationState.RUNNING:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                try:
+                    ps.stop()
+                except Exception:  # the pool is dropped anyway
+                    pass
+                raise self._error(errors.FabricTimeout, f"no result within {timeout:.0f} s; the call was stopped", cmdlet, target)
+            ps.poll_invoke(timeout=max(1, int(min(remaining, 5))))
+        if ps.had_errors:
+            if ps.streams.error:
+                raise self._command_error(ps.streams.error[0], cmdlet, target)
+            raise self._error(errors.FabricCommandError, "the pipeline failed without an error record", cmdlet, target)
+        return Result(list(ps.output), list(ps.streams.error), list(ps.streams.progress), list(ps.streams.warning))
+
+    def _error(self, cls, message, cmdlet, target, **kw):
+        return cls(self.settings.name, message, cmdlet=cmdlet, target=target, kind=self.settings.kind, **kw)
+
+    def _command_error(self, record, cmdlet, target):
+        fields = error_record_fields(record)
+        cls = map_command_error(fields)
+        return self._error(cls, fields["message"], cmdlet, target, error_id=fields["error_id"], category=fields["category"])
+
+
+def _close_quietly(pool: RunspacePool) -> None:
+    try:
+        pool.close()
+    except Exception as exc:  # closing a broken pool must not mask the real error
+        log.debug("closing runspace pool failed: %s", exc)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+# -- one session per server per process ----------------------------------------
+_sessions: dict[tuple, FabricSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def session_for(connection) -> FabricSession:
+    """The process-wide session for a ServerConnection; rebuilt when the row changes."""
+    key = (connection.pk, connection.updated_at)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            for old_key in [k for k in _sessions if k[0] == connection.pk]:
+                _sessions.pop(old_key).close()
+            session = _sessions[key] = FabricSession(ServerSettings.from_connection(connection))
+        return session
+
+
+def close_all() -> None:
+    with _sessions_lock:
+        for session in _sessions.values():
+            session.close()
+        _sessions.clear()

@@ -1,0 +1,323 @@
+"""Typed VMM calls. Each sends structured commands, asks only for the fields it
+needs (Select-Object | ConvertTo-Json) and returns dataclasses.
+
+Long operations run with ``-RunAsynchronously -JobVariable`` and return the
+VMM job (``JobInfo``); ``wait_job`` polls ``Get-SCJob`` and reports progress.
+"""
+from __future__ import annotations
+
+import time
+import typing
+import uuid
+
+from . import errors
+from .commands import SWITCH, Cmd, cmd, enum_text, parse_date, parse_json_output, script, select_json
+from .session import FabricSession
+from .types import CheckpointInfo, CloudInfo, ClusterInfo, HostInfo, JobInfo, UserRoleInfo, VMInfo
+
+VM_FIELDS = ("ID", "Name", "Status", "HostName", "Cloud", "IsHighlyAvailable", "Memory", "Owner", "CustomProperty",
+             *(f"Custom{i}" for i in range(1, 11)), "CheckpointCount")
+HOST_FIELDS = ("ID", "Name", "HostCluster", "OverallState", "CommunicationState", "MaintenanceHost",
+               "TotalMemory", "AvailableMemory")
+CHECKPOINT_FIELDS = ("ID", "Name", "Description", "AddedTime", "VM", "VMId")
+JOB_FIELDS = ("ID", "Name", "Status", "ProgressValue", "ErrorInfo", "ResultName")
+JOB_VARIABLE = "SlipwayJob"
+
+
+def _ref_name(value) -> str:
+    """A nested object at the JSON depth limit: its ToString (a name), or a dict with Name."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return str(value.get("Name") or value.get("ComputerName") or "")
+    return str(value)
+
+
+def _str(value) -> str:
+    return "" if value is None else str(value)
+
+
+def _vm(d: dict) -> VMInfo:
+    custom = {}
+    props = d.get("CustomProperty")
+    if isinstance(props, dict):
+        custom.update({str(k): _str(v) for k, v in props.items() if v not in (None, "")})
+    for i in range(1, 11):
+        value = d.get(f"Custom{i}")
+        if value not in (None, ""):
+            custom[f"Custom{i}"] = str(value)
+    return VMInfo(
+        id=_str(d.get("ID")),
+        name=_str(d.get("Name")),
+        status=enum_text(d.get("Status")),
+        host_name=_ref_name(d.get("HostName")),
+        cloud_name=_ref_name(d.get("Cloud")),
+        is_highly_available=bool(d.get("IsHighlyAvailable")),
+        memory_mb=int(d.get("Memory") or 0),
+        owner=_ref_name(d.get("Owner")),
+        custom=custom,
+        checkpoint_count=int(d.get("CheckpointCount") or 0),
+    )
+
+
+def _checkpoint(d: dict) -> CheckpointInfo:
+    vm = d.get("VM")
+    return CheckpointInfo(
+        id=_str(d.get("ID")),
+        vm_id=_str(d.get("VMId") or (vm.get("ID") if isinstance(vm, dict) else "")),
+        vm_name=_ref_name(vm),
+        name=_str(d.get("Name")),
+        description=_str(d.get("Description")),
+        added_at=parse_date(d.get("AddedTime")),
+    )
+
+
+def _job(d: dict) -> JobInfo:
+    info = d.get("ErrorInfo")
+    error = ""
+    if isinstance(info, dict):
+        code = info.get("DisplayableErrorCode") or info.get("Code")
+        problem = info.get("Problem") or ""
+        if problem or (code not in (None, 0, "0", "Success")):
+            error = problem or f"error code {code}"
+    elif info and str(info) not in ("Success (0)", "Success"):
+        error = str(info)
+    return JobInfo(
+        id=_str(d.get("ID")),
+        name=_str(d.get("Name")),
+        status=enum_text(d.get("Status")),
+        progress=int(d.get("ProgressValue") or 0),
+        error=error,
+        target=_str(d.get("ResultName")),
+    )
+
+
+def _query(s: FabricSession, pipeline: list[Cmd], fields, *, cmdlet: str, target: str = "", depth: int = 1,
+           timeout: float | None = None) -> list[dict]:
+    result = s.run([pipeline + select_json(*fields, depth=depth)], cmdlet=cmdlet, target=target, timeout=timeout)
+    return parse_json_output(result.output)
+
+
+# -- inventory ------------------------------------------------------------------
+def list_clouds(s: FabricSession) -> list[CloudInfo]:
+    rows = _query(s, [cmd("Get-SCCloud")], ("ID", "Name", "Description"), cmdlet="Get-SCCloud")
+    return [CloudInfo(_str(r.get("ID")), _str(r.get("Name")), _str(r.get("Description"))) for r in rows]
+
+
+def list_clusters(s: FabricSession) -> list[ClusterInfo]:
+    rows = _query(s, [cmd("Get-SCVMHostCluster")], ("ID", "Name"), cmdlet="Get-SCVMHostCluster")
+    return [ClusterInfo(_str(r.get("ID")), _str(r.get("Name"))) for r in rows]
+
+
+def list_hosts(s: FabricSession) -> list[HostInfo]:
+    rows = _query(s, [cmd("Get-SCVMHost")], HOST_FIELDS, cmdlet="Get-SCVMHost")
+    return [
+        HostInfo(
+            id=_str(r.get("ID")),
+            name=_str(r.get("Name")),
+            cluster_name=_ref_name(r.get("HostCluster")),
+            overall_state=enum_text(r.get("OverallState")),
+            communication_state=enum_text(r.get("CommunicationState")),
+            in_maintenance=bool(r.get("MaintenanceHost")),
+            total_memory_mb=int(r.get("TotalMemory") or 0) // (1024 * 1024),
+            available_memory_mb=int(r.get("AvailableMemory") or 0),
+        )
+        for r in rows
+    ]
+
+
+def list_vms(s: FabricSession, timeout: float | None = None) -> list[VMInfo]:
+    rows = _query(s, [cmd("Get-SCVirtualMachine", All=True)], VM_FIELDS, cmdlet="Get-SCVirtualMachine", timeout=timeout)
+    return [_vm(r) for r in rows]
+
+
+def get_vm(s: FabricSession, vm_id: str) -> VMInfo:
+    rows = _query(s, [cmd("Get-SCVirtualMachine", ID=vm_id)], VM_FIELDS, cmdlet="Get-SCVirtualMachine", target=vm_id)
+    if not rows:
+        raise errors.NotFound(s.settings.name, f"no virtual machine has the ID {vm_id}", cmdlet="Get-SCVirtualMachine",
+                              target=vm_id, kind=s.settings.kind)
+    return _vm(rows[0])
+
+
+def find_vms(s: FabricSession, custom_property: str = "Custom1", value: str = "", cloud_name: str | None = None) -> list[VMInfo]:
+    """VMs whose custom property equals ``value`` (compared as text), optionally in one cloud."""
+    vms = list_vms(s)
+    wanted = str(value).strip()
+    found = [vm for vm in vms if vm.custom.get(custom_property, "").strip() == wanted]
+    if cloud_name:
+        found = [vm for vm in found if vm.cloud_name.lower() == cloud_name.lower()]
+    return found
+
+
+def list_checkpoints(s: FabricSession, vm_id: str | None = None) -> list[CheckpointInfo]:
+    if vm_id:
+        pipeline = [cmd("Get-SCVirtualMachine", ID=vm_id), cmd("Get-SCVMCheckpoint")]
+    else:
+        pipeline = [cmd("Get-SCVMCheckpoint")]
+    rows = _query(s, pipeline, CHECKPOINT_FIELDS, cmdlet="Get-SCVMCheckpoint", target=vm_id or "")
+    return [_checkpoint(r) for r in rows]
+
+
+def list_user_roles(s: FabricSession) -> list[UserRoleInfo]:
+    rows = _query(s, [cmd("Get-SCUserRole")], ("ID", "Name", "Profile", "Permission"), cmdlet="Get-SCUserRole")
+    out = []
+    for r in rows:
+        perms = r.get("Permission") or []
+        if not isinstance(perms, list):
+            perms = [perms]
+        out.append(UserRoleInfo(_str(r.get("ID")), _str(r.get("Name")), enum_text(r.get("Profile")), [str(p) for p in perms]))
+    return out
+
+
+# -- jobs -------------------------------------------------------------------------
+def _job_variable() -> str:
+    """A fresh variable per call, so a pooled runspace can never hand back an older job."""
+    return f"{JOB_VARIABLE}_{uuid.uuid4().hex}"
+
+
+def _read_job(s: FabricSession, statements, variable: str, *, cmdlet: str, target: str) -> JobInfo:
+    statements = [*statements, [cmd("Get-Variable", Name=variable, ValueOnly=True), *select_json(*JOB_FIELDS)]]
+    result = s.run(statements, cmdlet=cmdlet, target=target, strict=False)
+    rows = parse_json_output(result.output)
+    if result.errors and not rows:
+        first = s._command_error(result.errors[0], cmdlet, target)
+        if variable in first.message:
+            # the object to act on was not found, so nothing started and no job exists
+            raise errors.NotFound(s.settings.name, f"{target} was not found on the server; nothing was started",
+                                  cmdlet=cmdlet, target=target, kind=s.settings.kind)
+        raise first
+    if result.errors:
+        raise s._command_error(result.errors[0], cmdlet, target)
+    if not rows:
+        raise errors.FabricCommandError(s.settings.name, "the server returned no job", cmdlet=cmdlet, target=target,
+                                        kind=s.settings.kind)
+    job = _job(rows[0])
+    job.target = target
+    return job
+
+
+def _run_job(s: FabricSession, pipeline: list[Cmd], *, cmdlet: str, target: str) -> JobInfo:
+    """Run a long cmdlet asynchronously; return its job."""
+    variable = _job_variable()
+    pipeline = list(pipeline)
+    last = pipeline[-1]
+    pipeline[-1] = Cmd(last.name, [*last.params, ("RunAsynchronously", SWITCH), ("JobVariable", variable)], last.script)
+    return _read_job(s, [pipeline + [cmd("Out-Null")]], variable, cmdlet=cmdlet, target=target)
+
+
+def get_job(s: FabricSession, job_id: str) -> JobInfo:
+    rows = _query(s, [cmd("Get-SCJob", ID=job_id)], JOB_FIELDS, cmdlet="Get-SCJob", target=job_id)
+    if not rows:
+        raise errors.NotFound(s.settings.name, f"no job has the ID {job_id}", cmdlet="Get-SCJob", target=job_id,
+                              kind=s.settings.kind)
+    return _job(rows[0])
+
+
+def get_jobs(s: FabricSession, job_ids: typing.Iterable[str]) -> dict[str, JobInfo]:
+    """Several jobs in one round trip (one statement per job)."""
+    ids = [str(j) for j in job_ids]
+    if not ids:
+        return {}
+    statements = [[cmd("Get-SCJob", ID=j), *select_json(*JOB_FIELDS)] for j in ids]
+    result = s.run(statements, cmdlet="Get-SCJob", target=f"{len(ids)} jobs", strict=False)
+    jobs = {}
+    for text in result.output:
+        for row in parse_json_output([text]):
+            job = _job(row)
+            jobs[job.id.lower()] = job
+    return {j: jobs[j.lower()] for j in ids if j.lower() in jobs}
+
+
+def wait_job(s: FabricSession, job: JobInfo | str, timeout: float, on_progress: typing.Callable[[JobInfo], None] | None = None,
+             poll: float = 0.25) -> JobInfo:
+    job_id = job.id if isinstance(job, JobInfo) else str(job)
+    target = job.target if isinstance(job, JobInfo) else ""
+    name = job.name if isinstance(job, JobInfo) else "job"
+    deadline = time.monotonic() + timeout
+    last_progress = -1
+    while True:
+        current = get_job(s, job_id)
+        if on_progress and current.progress != last_progress:
+            on_progress(current)
+            last_progress = current.progress
+        if current.finished:
+            if not current.succeeded:
+                raise errors.JobFailed(s.settings.name, current.error or f"job {current.status.lower()}", job=current,
+                                       cmdlet=current.name or name, target=target or current.target, kind=s.settings.kind)
+            return current
+        if time.monotonic() > deadline:
+            raise errors.FabricTimeout(
+                s.settings.name, f"job {job_id} still {current.status} at {current.progress}% after {timeout:.0f} s",
+                cmdlet=current.name or name, target=target or current.target, kind=s.settings.kind)
+        time.sleep(poll)
+
+
+# -- VM actions --------------------------------------------------------------------
+def _vm_pipe(vm_id: str) -> list[Cmd]:
+    return [cmd("Get-SCVirtualMachine", ID=vm_id)]
+
+
+def start_vm(s: FabricSession, vm_id: str, vm_name: str = "") -> JobInfo:
+    return _run_job(s, _vm_pipe(vm_id) + [cmd("Start-SCVirtualMachine")], cmdlet="Start-SCVirtualMachine", target=vm_name or vm_id)
+
+
+STOP_METHODS = {"shutdown": "Shutdown", "turnoff": "Force", "save": "SaveState"}
+
+
+def stop_vm(s: FabricSession, vm_id: str, method: str = "shutdown", vm_name: str = "") -> JobInfo:
+    if method not in STOP_METHODS:
+        raise ValueError(f"unknown stop method {method!r}; expected one of {', '.join(STOP_METHODS)}")
+    stop = Cmd("Stop-SCVirtualMachine", [(STOP_METHODS[method], SWITCH)])
+    return _run_job(s, _vm_pipe(vm_id) + [stop], cmdlet="Stop-SCVirtualMachine", target=vm_name or vm_id)
+
+
+def set_custom_property(s: FabricSession, vm_id: str, slot: int, value: str, vm_name: str = "") -> None:
+    if not 1 <= int(slot) <= 10:
+        raise ValueError("custom property slot must be 1..10")
+    s.run([_vm_pipe(vm_id) + [Cmd("Set-SCVirtualMachine", [(f"Custom{int(slot)}", value)]), cmd("Out-Null")]],
+          cmdlet="Set-SCVirtualMachine", target=vm_name or vm_id)
+
+
+def new_checkpoint(s: FabricSession, vm_id: str, name: str, description: str = "", vm_name: str = "") -> JobInfo:
+    return _run_job(s, _vm_pipe(vm_id) + [cmd("New-SCVMCheckpoint", Name=name, Description=description or "")],
+                    cmdlet="New-SCVMCheckpoint", target=vm_name or vm_id)
+
+
+def _checkpoint_pipe(checkpoint_id: str) -> list[Cmd]:
+    return [cmd("Get-SCVMCheckpoint", ID=checkpoint_id)]
+
+
+def remove_checkpoint(s: FabricSession, checkpoint_id: str, label: str = "") -> JobInfo:
+    return _run_job(s, _checkpoint_pipe(checkpoint_id) + [cmd("Remove-SCVMCheckpoint")],
+                    cmdlet="Remove-SCVMCheckpoint", target=label or checkpoint_id)
+
+
+def restore_checkpoint(s: FabricSession, checkpoint_id: str, label: str = "") -> JobInfo:
+    return _run_job(s, _checkpoint_pipe(checkpoint_id) + [cmd("Restore-SCVMCheckpoint")],
+                    cmdlet="Restore-SCVMCheckpoint", target=label or checkpoint_id)
+
+
+# -- host actions -------------------------------------------------------------------
+def disable_host(s: FabricSession, host_name: str, move_within_cluster: bool = True) -> JobInfo:
+    return _run_job(s, [cmd("Get-SCVMHost", ComputerName=host_name), cmd("Disable-SCVMHost", MoveWithinCluster=move_within_cluster)],
+                    cmdlet="Disable-SCVMHost", target=host_name)
+
+
+def enable_host(s: FabricSession, host_name: str) -> JobInfo:
+    return _run_job(s, [cmd("Get-SCVMHost", ComputerName=host_name), cmd("Enable-SCVMHost")],
+                    cmdlet="Enable-SCVMHost", target=host_name)
+
+
+MOVE_SCRIPT = (
+    "param($VMID, $HostName, $JobVariable)\n"
+    "$vm = Get-SCVirtualMachine -ID $VMID\n"
+    "$vmHost = Get-SCVMHost -ComputerName $HostName\n"
+    "Move-SCVirtualMachine -VM $vm -VMHost $vmHost -RunAsynchronously -JobVariable $JobVariable | Out-Null"
+)
+
+
+def move_vm(s: FabricSession, vm_id: str, host_name: str, vm_name: str = "") -> JobInfo:
+    """``Move-SCVirtualMachine`` needs two objects: a constant script, values bound as parameters."""
+    variable = _job_variable()
+    return _read_job(s, [[script(MOVE_SCRIPT, VMID=vm_id, HostName=host_name, JobVariable=variable)]], variable,
+                     cmdlet="Move-SCVirtualMachine", target=vm_name or vm_id)

@@ -1,0 +1,4 @@
+from .connections import ServerConnection  # noqa: F401
+from .inventory import Checkpoint, Cloud, HostCluster, SyncRecord, UserRole, VirtualMachine, VMHost  # noqa: F401
+from .audit import AuditEntry  # noqa: F401
+from .runs import Run, RunEvent, RunSchedule, Step  # noqa: F401

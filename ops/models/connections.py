@@ -1,0 +1,64 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from .. import secrets
+
+
+class ServerConnection(models.Model):
+    """A VMM, SCOM or ConfigMgr server Slipway talks to over WinRM."""
+
+    class Kind(models.TextChoices):
+        VMM = "vmm", "VMM server"
+        SCOM = "scom", "SCOM management server"
+        CONFIGMGR = "configmgr", "ConfigMgr site server"
+
+    class Auth(models.TextChoices):
+        BASIC = "basic", "Basic"
+        NTLM = "ntlm", "NTLM"
+        KERBEROS = "kerberos", "Kerberos"
+        NEGOTIATE = "negotiate", "Negotiate"
+        CREDSSP = "credssp", "CredSSP"
+
+    name = models.SlugField(max_length=64, unique=True, help_text="Short name used in logs and errors, e.g. vmm01.")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VMM)
+    host = models.CharField(max_length=255, help_text="DNS name or address of the server.")
+    port = models.PositiveIntegerField(default=5985, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    use_https = models.BooleanField(default=False, verbose_name="HTTPS")
+    auth = models.CharField(max_length=16, choices=Auth.choices, default=Auth.NEGOTIATE)
+    cert_validation = models.BooleanField(default=True, verbose_name="Validate the server certificate")
+    username = models.CharField(max_length=255)
+    password_encrypted = models.TextField(blank=True, editable=False)
+    max_concurrent_jobs = models.PositiveIntegerField(
+        default=8, validators=[MinValueValidator(1), MaxValueValidator(256)],
+        help_text="At most this many VMM jobs that Slipway starts run at once on this server.",
+    )
+    operation_timeout = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(5), MaxValueValidator(600)],
+        help_text="Seconds before a call to this server is given up.",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.name}"
+
+    def set_password(self, raw: str) -> None:
+        self.password_encrypted = secrets.encrypt(raw)
+
+    def get_password(self) -> str:
+        return secrets.decrypt(self.password_encrypted)
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted)
+
+    @property
+    def endpoint(self) -> str:
+        scheme = "https" if self.use_https else "http"
+        return f"{scheme}://{self.host}:{self.port}/wsman"

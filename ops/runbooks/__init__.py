@@ -1,0 +1,1 @@
+"""Runbooks: what a run does, as phases of steps (see ``base``)."""

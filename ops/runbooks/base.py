@@ -1,0 +1,247 @@
+"""The Runbook API the engine drives.
+
+A runbook
+- ``prepare(raw)`` turns the operator's parameters (strings from a form or the
+  CLI) into clean JSON parameters, or raises ``ValidationError`` whose message
+  names the parameter; it may ask the fabric (does the batch exist? the cloud?);
+- declares ``phases``: junction-delimited stages run in order. A phase's steps
+  are planned (``plan``) when the phase begins, from what earlier phases
+  learned (``run.context``). The next phase begins only when every step of the
+  current one is final. A phase marked ``always`` also runs after a failure,
+  an abort or a cancel: that is the compensation (start the VMs again, end
+  maintenance mode);
+- implements one ``do_<action>`` per step action. An action reads the fabric's
+  real state before it acts, so doing it again after a crash does no harm, and
+  returns an ``Outcome``. Actions run in worker threads: they must not touch the
+  database; what they learn goes back in ``Outcome.context``;
+- lists ``job_actions``: actions that start a VMM job and so take a slot of the
+  connection's ``max_concurrent_jobs``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+
+from django.core.exceptions import ValidationError
+
+from ..fabric import vmm
+from ..fabric.session import session_for
+
+
+@dataclasses.dataclass
+class Phase:
+    name: str
+    title: str
+    always: bool = False
+
+
+@dataclasses.dataclass
+class StepSpec:
+    action: str
+    target: str = ""
+    target_id: str = ""
+    data: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Plan:
+    steps: list[StepSpec]
+    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (level, message) events
+
+
+@dataclasses.dataclass
+class Outcome:
+    kind: str  # done | job | failed | skipped | later
+    message: str = ""
+    level: str = "success"
+    result: dict = dataclasses.field(default_factory=dict)
+    context: dict = dataclasses.field(default_factory=dict)  # merged into run.context
+    job: typing.Any = None
+    delay: float = 0.0
+
+    @classmethod
+    def done(cls, message, result=None, level="success", context=None):
+        return cls("done", message, level, result or {}, context or {})
+
+    @classmethod
+    def started(cls, job, message):
+        return cls("job", message, "info", {"job_id": job.id}, job=job)
+
+    @classmethod
+    def failed(cls, error, result=None):
+        return cls("failed", str(error), "error", result or {})
+
+    @classmethod
+    def skipped(cls, message, level="warning"):
+        return cls("skipped", message, level)
+
+    @classmethod
+    def later(cls, message, delay=2.0):
+        """The target is busy (another job holds it): try this step again later."""
+        return cls("later", message, "info", delay=delay)
+
+
+@dataclasses.dataclass
+class Prepared:
+    params: dict
+    connection: typing.Any  # the VMM ServerConnection
+    title: str
+    target_key: str
+    claims: list[str]  # ids of the VMs the run works on; two active runs of one kind never share one
+
+
+@dataclasses.dataclass
+class StepContext:
+    """What an action sees: read-only run data and fabric sessions."""
+
+    run_id: int
+    params: dict
+    context: dict
+    step_id: int
+    action: str
+    target: str
+    target_id: str
+    data: dict
+    connection: typing.Any
+    scom_connection: typing.Any = None
+    created_at: typing.Any = None
+
+    @property
+    def vmm(self):
+        return session_for(self.connection)
+
+    @property
+    def scom(self):
+        return session_for(self.scom_connection) if self.scom_connection is not None else None
+
+
+class Runbook:
+    kind = ""
+    title = ""
+    description = ""
+    phases: list[Phase] = []
+    job_actions: set[str] = set()
+    param_names: tuple[str, ...] = ()
+    default_on_error = "compensate"
+
+    # -- parameters ----------------------------------------------------------------
+    def prepare(self, raw: dict, check_fabric: bool = True) -> Prepared:
+        raise NotImplementedError
+
+    def check_names(self, raw: dict) -> None:
+        unknown = sorted(set(raw) - set(self.param_names))
+        if unknown:
+            raise ValidationError(
+                f"unknown parameter {unknown[0]!r} for {self.kind}; expected {', '.join(self.param_names)}",
+                code="unknown")
+
+    # -- planning ------------------------------------------------------------------
+    def plan(self, phase: Phase, run) -> Plan:
+        raise NotImplementedError
+
+    def expected_steps(self, run) -> int | None:
+        """How many steps the whole run will have, for the progress bar (None: unknown yet)."""
+        return None
+
+    def on_error(self, run) -> str:
+        """After a step failed: 'wait' for the operator, or 'compensate' (finish the
+        phase, then run the ``always`` phases and fail)."""
+        return run.params.get("on_error") or self.default_on_error
+
+    # -- actions -------------------------------------------------------------------
+    def act(self, ctx: StepContext) -> Outcome:
+        return getattr(self, "do_" + ctx.action.replace("-", "_"))(ctx)
+
+    def poll_jobs(self, connection, job_ids: list[str]) -> dict:
+        return vmm.get_jobs(session_for(connection), job_ids)
+
+    def job_finished(self, ctx: StepContext, job) -> Outcome:
+        if job.succeeded:
+            return Outcome.done(f"{job.name or ctx.action} on {ctx.target} completed", {"job_id": job.id})
+        cmdlet = ctx.data.get("cmdlet") or job.name or ctx.action
+        error = job.error or f"job {job.status.lower()}"
+        return Outcome.failed(f"VMM server {ctx.connection.name}: {cmdlet} on {ctx.target} failed: {error}", {"job_id": job.id})
+
+    def summarize(self, run, steps: list, outcome: str) -> str:
+        done = sum(1 for s in steps if s.state == "succeeded")
+        return f"{run.title}: {outcome}; {done} of {len(steps)} steps succeeded."
+
+
+# -- parameter helpers -------------------------------------------------------------------
+TRUE = {"1", "true", "yes", "on", "y"}
+FALSE = {"0", "false", "no", "off", "n", ""}
+
+
+def as_int(raw, name, *, minimum=None, maximum=None, default=None):
+    if raw is None or raw == "":
+        if default is None:
+            raise ValidationError(f"{name} is required", code="required")
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number, not {raw!r}", code="invalid") from None
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"{name} must be at least {minimum}, not {value}", code="min")
+    if maximum is not None and value > maximum:
+        raise ValidationError(f"{name} must be at most {maximum}, not {value}", code="max")
+    return value
+
+
+def as_bool(raw, name, default=False):
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise ValidationError(f"{name} must be true or false, not {raw!r}", code="invalid")
+
+
+def as_choice(raw, name, choices, default):
+    value = default if raw in (None, "") else str(raw).strip()
+    if value not in choices:
+        raise ValidationError(f"{name} must be one of {', '.join(choices)}, not {value!r}", code="invalid")
+    return value
+
+
+CUSTOM_PROPERTY = re.compile(r"^(Custom([1-9]|10)|[A-Za-z][A-Za-z0-9_ .-]{0,63})$")
+
+
+def connection_named(raw, kind, *, required=True):
+    """The named enabled connection of ``kind``, or the only one; None when there is none and not required."""
+    from ..models import ServerConnection  # noqa: PLC0415
+
+    qs = ServerConnection.objects.filter(kind=kind, enabled=True)
+    label = {"vmm": "VMM", "scom": "SCOM"}.get(kind, kind)
+    param = "connection" if kind == "vmm" else kind
+    if raw not in (None, ""):
+        if str(raw).lower() == "none" and not required:
+            return None
+        conn = qs.filter(name=str(raw).strip()).first()
+        if conn is None:
+            names = ", ".join(qs.values_list("name", flat=True)) or "none"
+            raise ValidationError(f"{param}: no enabled {label} connection is named {raw!r} (enabled: {names})", code="invalid")
+        return conn
+    conns = list(qs[:2])
+    if len(conns) == 1:
+        return conns[0]
+    if not conns:
+        if required:
+            raise ValidationError(f"no enabled {label} connection is configured", code="invalid")
+        return None
+    raise ValidationError(f"{param}: several {label} connections are enabled; name one with {param}=NAME", code="invalid")
+
+
+def fabric_check(fn, what):
+    """Call the fabric while validating; an unreachable server refuses the parameters clearly."""
+    from ..fabric import errors  # noqa: PLC0415
+
+    try:
+        return fn()
+    except errors.FabricError as exc:
+        raise ValidationError(f"cannot check {what}: {exc}", code="fabric") from exc

@@ -1,0 +1,232 @@
+"""Batch checkpoint (seed 000, the Opalis workflow): checkpoint every VM of a
+batch from a known state.
+
+find the VMs of the batch -> SCOM maintenance mode on for the running ones ->
+stop them -> junction (all stopped) -> checkpoint every VM, in parallel within
+the VMM server's bound -> junction -> start the VMs that were stopped ->
+maintenance mode off. The last two phases are ``always``: after a failure or a
+cancel they still run (compensation), then the run fails naming what failed.
+"""
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+
+from ..fabric import errors, scom, vmm
+from ..fabric.session import session_for
+from .base import (CUSTOM_PROPERTY, Outcome, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
+                   connection_named, fabric_check)
+
+MARKER = "[slipway-run:{run}]"
+DEFAULT_NAME = "Batch {batch} {date}"
+NAME_FIELDS = ("batch", "vm", "date", "run")
+
+
+def render_name(template, *, batch, vm, date, run):
+    return template.format(batch=batch, vm=vm, date=date, run=run)
+
+
+class BatchCheckpoint(Runbook):
+    kind = "batch-checkpoint"
+    title = "Batch checkpoint"
+    description = "Checkpoint every VM of a batch from a known state: stop the running ones, checkpoint all, start them again."
+    phases = [
+        Phase("discover", "Find the VMs of the batch"),
+        Phase("maintenance-on", "SCOM maintenance mode on"),
+        Phase("stop", "Stop the running VMs"),
+        Phase("checkpoint", "Checkpoint every VM"),
+        Phase("start", "Start the stopped VMs", always=True),
+        Phase("maintenance-off", "SCOM maintenance mode off", always=True),
+    ]
+    job_actions = {"stop-vm", "new-checkpoint", "start-vm"}
+    param_names = ("batch", "property", "cloud", "shutdown", "maintenance_reason", "maintenance_minutes",
+                   "checkpoint_name", "connection", "scom", "on_error")
+
+    def prepare(self, raw, check_fabric=True):
+        self.check_names(raw)
+        batch = str(raw.get("batch") or "").strip()
+        if not batch:
+            raise ValidationError("batch is required (the batch number, e.g. batch=3)", code="required")
+        prop = str(raw.get("property") or "Custom1").strip()
+        if not CUSTOM_PROPERTY.match(prop):
+            raise ValidationError(f"property must be Custom1..Custom10 or a custom property name, not {prop!r}")
+        shutdown = as_choice(raw.get("shutdown"), "shutdown", ("shutdown", "turnoff"), "shutdown")
+        reason = as_choice(raw.get("maintenance_reason"), "maintenance_reason", scom.REASONS, "PlannedOther")
+        minutes = as_int(raw.get("maintenance_minutes"), "maintenance_minutes", minimum=1, maximum=1440, default=60)
+        template = str(raw.get("checkpoint_name") or DEFAULT_NAME)
+        try:
+            sample = render_name(template, batch=batch, vm="vm", date="2000-01-01", run=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValidationError(f"checkpoint_name {template!r} is not a valid template ({exc}); "
+                                  f"use the fields {{{'}, {'.join(NAME_FIELDS)}}}") from None
+        if not sample.strip() or len(sample) > 200:
+            raise ValidationError("checkpoint_name must give a name of 1 to 200 characters")
+        on_error = as_choice(raw.get("on_error"), "on_error", ("compensate", "wait"), "compensate")
+        conn = connection_named(raw.get("connection"), "vmm")
+        scom_conn = connection_named(raw.get("scom"), "scom", required=False)
+        cloud = str(raw.get("cloud") or "").strip()
+        claims = []
+        if check_fabric:
+            s = session_for(conn)
+            if cloud:
+                names = fabric_check(lambda: [c.name for c in vmm.list_clouds(s)], "the cloud")
+                match = [n for n in names if n.lower() == cloud.lower()]
+                if not match:
+                    raise ValidationError(f"cloud: VMM server {conn.name} has no cloud named {cloud!r} "
+                                          f"(clouds: {', '.join(sorted(names)) or 'none'})")
+                cloud = match[0]
+            vms = fabric_check(lambda: vmm.find_vms(s, prop, batch, cloud or None), "the batch")
+            if not vms:
+                where = f" in cloud {cloud}" if cloud else ""
+                raise ValidationError(f"batch: no VM has {prop} = {batch}{where} on VMM server {conn.name}; no such batch")
+            claims = sorted(vm.id.lower() for vm in vms)
+        params = {"batch": batch, "property": prop, "cloud": cloud, "shutdown": shutdown, "maintenance_reason": reason,
+                  "maintenance_minutes": minutes, "checkpoint_name": template, "connection": conn.name,
+                  "scom": scom_conn.name if scom_conn else "", "on_error": on_error}
+        title = f"Batch checkpoint: batch {batch} ({prop}{', cloud ' + cloud if cloud else ''})"
+        return Prepared(params, conn, title, f"{conn.name}:{prop}={batch}", claims)
+
+    # -- planning ------------------------------------------------------------------
+    def plan(self, phase, run):
+        ctx = run.context
+        vms = ctx.get("vms") or []
+        running = [v for v in vms if v["id"] in set(ctx.get("running") or [])]
+        scom_on = bool(run.params.get("scom"))
+        if phase.name == "discover":
+            return Plan([StepSpec("discover", f"batch {run.params['batch']}")])
+        if phase.name in ("maintenance-on", "maintenance-off"):
+            if not running:
+                return Plan([])
+            if not scom_on:
+                return Plan([], [("warning", f"No SCOM connection is configured: {phase.title.lower()} skipped "
+                                             f"for {len(running)} VMs")])
+            return Plan([StepSpec(phase.name, v["name"], v["id"]) for v in running])
+        if phase.name == "stop":
+            return Plan([StepSpec("stop-vm", v["name"], v["id"], {"cmdlet": "Stop-SCVirtualMachine"}) for v in running])
+        if phase.name == "checkpoint":
+            return Plan([StepSpec("new-checkpoint", v["name"], v["id"], {"cmdlet": "New-SCVMCheckpoint"}) for v in vms])
+        if phase.name == "start":
+            return Plan([StepSpec("start-vm", v["name"], v["id"], {"cmdlet": "Start-SCVirtualMachine"}) for v in running])
+        raise ValueError(phase.name)
+
+    def expected_steps(self, run):
+        if "vms" not in run.context:
+            return None
+        n, r = len(run.context["vms"]), len(run.context.get("running") or [])
+        mm = 2 * r if run.params.get("scom") else 0
+        return 1 + mm + r + n + r
+
+    # -- actions ---------------------------------------------------------------------
+    def do_discover(self, c):
+        p = c.params
+        vms = vmm.find_vms(c.vmm, p["property"], p["batch"], p.get("cloud") or None)
+        if not vms:
+            return Outcome.failed(f"VMM server {c.connection.name}: no VM has {p['property']} = {p['batch']} any more")
+        running = [v for v in vms if v.status == "Running"]
+        others = sorted({v.status for v in vms if v.status != "Running"})
+        msg = (f"Found {len(vms)} VMs in batch {p['batch']}: {len(running)} running"
+               + (f", {len(vms) - len(running)} not running ({', '.join(others)}) stay as they are" if others else ""))
+        vm_rows = sorted(({"id": v.id, "name": v.name, "status": v.status} for v in vms), key=lambda v: v["name"])
+        return Outcome.done(msg, {"vms": len(vms), "running": len(running)},
+                            context={"vms": vm_rows, "running": [v.id for v in running]})
+
+    def _instance(self, c):
+        return c.target
+
+    def do_maintenance_on(self, c):
+        s = c.scom
+        name = self._instance(c)
+        try:
+            if scom.get_maintenance(s, name) is not None:
+                return Outcome.done(f"{name} is already in SCOM maintenance mode")
+            end = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=int(c.params["maintenance_minutes"]))
+            scom.start_maintenance(s, name, end, c.params["maintenance_reason"],
+                                   f"Slipway run {c.run_id}: batch checkpoint of batch {c.params['batch']}")
+        except errors.NotFound as exc:
+            return Outcome.skipped(f"{exc}; {name} is not monitored, maintenance mode not set")
+        return Outcome.done(f"{name} in SCOM maintenance mode until {end:%H:%M} UTC", {"maintenance": True})
+
+    def do_maintenance_off(self, c):
+        name = self._instance(c)
+        try:
+            ended = scom.stop_maintenance(c.scom, name)
+        except errors.NotFound as exc:
+            return Outcome.skipped(f"{exc}; nothing to end")
+        return Outcome.done(f"SCOM maintenance mode of {name} ended" if ended else f"{name} was not in maintenance mode")
+
+    def do_stop_vm(self, c):
+        vm = vmm.get_vm(c.vmm, c.target_id)
+        if vm.status == "PowerOff":
+            return Outcome.done(f"{c.target} is already stopped", {"already": True})
+        if vm.status != "Running":
+            return Outcome.later(f"{c.target} is {vm.status}; waiting", 1.0)
+        method = "turnoff" if c.params["shutdown"] == "turnoff" else "shutdown"
+        job = vmm.stop_vm(c.vmm, c.target_id, method=method, vm_name=c.target)
+        how = "Turning off" if method == "turnoff" else "Shutting down"
+        return Outcome.started(job, f"{how} {c.target}")
+
+    def checkpoint_name(self, c):
+        date = (c.created_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d")
+        return render_name(c.params["checkpoint_name"], batch=c.params["batch"], vm=c.target, date=date, run=c.run_id)
+
+    def do_new_checkpoint(self, c):
+        marker = MARKER.format(run=c.run_id)
+        for cp in vmm.list_checkpoints(c.vmm, c.target_id):
+            if marker in (cp.description or ""):
+                return Outcome.done(f"{c.target} already has checkpoint '{cp.name}' from this run",
+                                    {"checkpoint_id": cp.id, "already": True})
+        name = self.checkpoint_name(c)
+        desc = f"Batch {c.params['batch']} checkpoint by Slipway {marker}"
+        job = vmm.new_checkpoint(c.vmm, c.target_id, name, desc, vm_name=c.target)
+        return Outcome.started(job, f"Creating checkpoint '{name}' of {c.target}")
+
+    def do_start_vm(self, c):
+        vm = vmm.get_vm(c.vmm, c.target_id)
+        if vm.status == "Running":
+            return Outcome.done(f"{c.target} is running", {"already": True})
+        if vm.status not in ("PowerOff", "Saved", "Paused"):
+            return Outcome.later(f"{c.target} is {vm.status}; waiting", 1.0)
+        job = vmm.start_vm(c.vmm, c.target_id, vm_name=c.target)
+        return Outcome.started(job, f"Starting {c.target}")
+
+    # -- the outcome -------------------------------------------------------------------
+    def summarize(self, run, steps, outcome):
+        by = {}
+        for s in steps:
+            by.setdefault(s.action, []).append(s)
+
+        def ok(action):
+            return [s for s in by.get(action, []) if s.state == "succeeded"]
+
+        def not_ok(action):
+            return [s for s in by.get(action, []) if s.state != "succeeded"]
+
+        n = len(run.context.get("vms") or [])
+        stopped = [s for s in ok("stop-vm") if not s.result.get("already")]
+        parts = [f"checkpointed {len(ok('new-checkpoint'))} of {n} VMs"]
+        if by.get("stop-vm"):
+            parts.append(f"stopped {len(stopped)} running VMs")
+        if by.get("start-vm"):
+            parts.append(f"started {len(ok('start-vm'))} of {len(by['start-vm'])} VMs again")
+        if by.get("maintenance-on"):
+            parts.append(f"maintenance mode set for {len(ok('maintenance-on'))} and ended for "
+                         f"{len(ok('maintenance-off'))}")
+        done = "; ".join(parts)
+        if outcome == "succeeded":
+            return f"Batch {run.params['batch']}: {done}."
+        missing = []
+        for action, label in (("new-checkpoint", "no new checkpoint"), ("start-vm", "not started again"),
+                              ("maintenance-off", "maintenance mode not ended")):
+            names = [s.target for s in not_ok(action)]
+            if action == "new-checkpoint" and by.get("new-checkpoint") is None and n:
+                names = [v["name"] for v in run.context.get("vms", [])]
+            if names:
+                missing.append(f"{label}: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}")
+        head = run.context.get("engine", {}).get("failure") or ""
+        verb = "cancelled" if outcome == "cancelled" else "failed"
+        text = f"Batch {run.params['batch']} {verb}"
+        if head:
+            text += f": {head}"
+        text += f". Done: {done}."
+        if missing:
+            text += " Not done: " + "; ".join(missing) + "."
+        return text

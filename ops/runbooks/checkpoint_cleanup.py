@@ -1,0 +1,140 @@
+"""Checkpoint clean-up (seed 001): remove (merge) old checkpoints of the VMs in
+a cloud, or everywhere, so no VM runs on a long differencing-disk chain.
+
+``older_than_days=N`` removes checkpoints added more than N days ago;
+``keep_newest=K`` keeps each VM's K newest; with both, a checkpoint goes only
+when it is beyond the newest K *and* older than N days. ``dry_run=true`` lists
+what would go and removes nothing. Removals run in parallel within the VMM
+server's bound, one at a time per VM (a VM has one disk chain to merge).
+"""
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+
+from ..fabric import vmm
+from ..fabric.session import session_for
+from .base import Outcome, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int, connection_named, fabric_check
+
+
+def select(checkpoints, older_than_days=None, keep_newest=None, now=None):
+    """The checkpoints to remove, per the rules above."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    by_vm = {}
+    for cp in checkpoints:
+        by_vm.setdefault(cp.vm_id.lower(), []).append(cp)
+    out = []
+    for cps in by_vm.values():
+        cps.sort(key=lambda c: c.added_at or now, reverse=True)
+        candidates = cps[keep_newest:] if keep_newest is not None else cps
+        if older_than_days is not None:
+            limit = now - dt.timedelta(days=older_than_days)
+            candidates = [c for c in candidates if c.added_at is not None and c.added_at < limit]
+        out.extend(candidates)
+    return out
+
+
+class CheckpointCleanup(Runbook):
+    kind = "checkpoint-cleanup"
+    title = "Checkpoint clean-up"
+    description = "Remove (merge) old checkpoints of the VMs in a cloud, or everywhere."
+    phases = [Phase("discover", "Find the checkpoints to remove"), Phase("remove", "Remove checkpoints")]
+    job_actions = {"remove-checkpoint"}
+    param_names = ("cloud", "older_than_days", "keep_newest", "dry_run", "connection", "on_error")
+    default_on_error = "continue"
+
+    def on_error(self, run):
+        # one VM's failed merge must not stop the others: finish, then fail naming it
+        return "wait" if run.params.get("on_error") == "wait" else "compensate"
+
+    def prepare(self, raw, check_fabric=True):
+        self.check_names(raw)
+        older = raw.get("older_than_days")
+        keep = raw.get("keep_newest")
+        older = None if older in (None, "") else as_int(older, "older_than_days", minimum=0, maximum=36500)
+        keep = None if keep in (None, "") else as_int(keep, "keep_newest", minimum=0, maximum=1000)
+        if older is None and keep is None:
+            raise ValidationError("give older_than_days=N or keep_newest=K (or both): which checkpoints should go?",
+                                  code="required")
+        dry_run = as_bool(raw.get("dry_run"), "dry_run")
+        on_error = as_choice(raw.get("on_error"), "on_error", ("continue", "wait"), "continue")
+        conn = connection_named(raw.get("connection"), "vmm")
+        cloud = str(raw.get("cloud") or "").strip()
+        claims = []
+        if check_fabric:
+            s = session_for(conn)
+            if cloud:
+                names = fabric_check(lambda: [c.name for c in vmm.list_clouds(s)], "the cloud")
+                match = [n for n in names if n.lower() == cloud.lower()]
+                if not match:
+                    raise ValidationError(f"cloud: VMM server {conn.name} has no cloud named {cloud!r} "
+                                          f"(clouds: {', '.join(sorted(names)) or 'none'})")
+                cloud = match[0]
+            vms = fabric_check(lambda: vmm.list_vms(s), "the VMs")
+            claims = sorted(v.id.lower() for v in vms if not cloud or v.cloud_name.lower() == cloud.lower())
+        params = {"cloud": cloud, "older_than_days": older, "keep_newest": keep, "dry_run": dry_run,
+                  "connection": conn.name, "on_error": on_error}
+        rules = []
+        if older is not None:
+            rules.append(f"older than {older} days")
+        if keep is not None:
+            rules.append(f"beyond the newest {keep}")
+        title = (f"Checkpoint clean-up: {'cloud ' + cloud if cloud else 'all clouds'}, {' and '.join(rules)}"
+                 + (" (dry run)" if dry_run else ""))
+        # a dry run changes nothing, so it never conflicts with a real one
+        key = f"{conn.name}:cloud:{cloud.lower() or '*'}" + (":dry-run" if dry_run else "")
+        return Prepared(params, conn, title, key, [] if dry_run else claims)
+
+    def plan(self, phase, run):
+        if phase.name == "discover":
+            return Plan([StepSpec("discover", run.params.get("cloud") or "all clouds")])
+        if run.params.get("dry_run"):
+            return Plan([], [("info", "Dry run: nothing removed")])
+        return Plan([StepSpec("remove-checkpoint", f"{c['vm_name']}: {c['name']}", c["vm_id"],
+                              {"checkpoint_id": c["id"], "cmdlet": "Remove-SCVMCheckpoint", "vm": c["vm_name"]})
+                     for c in run.context.get("remove", [])])
+
+    def expected_steps(self, run):
+        if "remove" not in run.context:
+            return None
+        return 1 + (0 if run.params.get("dry_run") else len(run.context["remove"]))
+
+    def do_discover(self, c):
+        p = c.params
+        s = c.vmm
+        vms = vmm.list_vms(s)
+        cloud = (p.get("cloud") or "").lower()
+        in_scope = {v.id.lower(): v for v in vms if not cloud or v.cloud_name.lower() == cloud}
+        cps = [cp for cp in vmm.list_checkpoints(s) if cp.vm_id.lower() in in_scope]
+        for cp in cps:
+            cp.vm_name = cp.vm_name or in_scope[cp.vm_id.lower()].name
+        chosen = select(cps, p.get("older_than_days"), p.get("keep_newest"))
+        chosen.sort(key=lambda cp: (cp.vm_name, cp.added_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc)))
+        rows = [{"id": cp.id, "vm_id": cp.vm_id, "vm_name": cp.vm_name, "name": cp.name,
+                 "added_at": cp.added_at.isoformat() if cp.added_at else ""} for cp in chosen]
+        verb = "would remove" if p.get("dry_run") else "to remove"
+        msg = f"{len(cps)} checkpoints on {len(in_scope)} VMs; {len(rows)} {verb}"
+        if p.get("dry_run") and rows:
+            msg += ": " + "; ".join(f"{r['vm_name']}: '{r['name']}' ({r['added_at'][:10] or 'no date'})" for r in rows[:200])
+        return Outcome.done(msg, {"checkpoints": len(cps), "selected": len(rows)}, context={"remove": rows})
+
+    def do_remove_checkpoint(self, c):
+        cp_id = c.data["checkpoint_id"]
+        if not any(cp.id.lower() == cp_id.lower() for cp in vmm.list_checkpoints(c.vmm, c.target_id)):
+            return Outcome.done(f"{c.target} is already gone", {"already": True})
+        job = vmm.remove_checkpoint(c.vmm, cp_id, label=c.target)
+        return Outcome.started(job, f"Removing checkpoint {c.target} (merging its disk)")
+
+    def summarize(self, run, steps, outcome):
+        removed = [s for s in steps if s.action == "remove-checkpoint" and s.state == "succeeded"]
+        failed = [s for s in steps if s.action == "remove-checkpoint" and s.state == "failed"]
+        total = len(run.context.get("remove", []))
+        if run.params.get("dry_run"):
+            return f"Dry run: {total} checkpoints would be removed; nothing was changed."
+        text = f"Removed {len(removed)} of {total} checkpoints"
+        if outcome == "succeeded":
+            return text + "."
+        head = run.context.get("engine", {}).get("failure") or ""
+        text = ("Cancelled. " if outcome == "cancelled" else f"Failed: {head}. " if head else "Failed. ") + text
+        if failed:
+            text += "; not removed: " + "; ".join(f"{s.target} ({s.error})" for s in failed[:10])
+        return text + "."

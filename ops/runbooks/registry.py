@@ -1,0 +1,33 @@
+"""Runbooks by kind (the name used in URLs, the CLI and Run.kind)."""
+from django.core.exceptions import ValidationError
+
+from .base import Runbook
+from .batch_checkpoint import BatchCheckpoint
+from .checkpoint_cleanup import CheckpointCleanup
+
+_REGISTRY: dict[str, Runbook] = {}
+
+
+def register(runbook: Runbook) -> Runbook:
+    _REGISTRY[runbook.kind] = runbook
+    return runbook
+
+
+def unregister(kind: str) -> None:
+    _REGISTRY.pop(kind, None)
+
+
+def get(kind: str) -> Runbook:
+    try:
+        return _REGISTRY[kind]
+    except KeyError:
+        raise ValidationError(f"unknown runbook {kind!r}; expected one of {', '.join(sorted(_REGISTRY))}",
+                              code="unknown") from None
+
+
+def all_runbooks() -> list[Runbook]:
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+register(BatchCheckpoint())
+register(CheckpointCleanup())

@@ -1,0 +1,68 @@
+"""The one write path for server connections (admins only)."""
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from portal import roles
+
+from ..fabric import errors, vmm
+from ..fabric.commands import cmd
+from ..fabric.session import FabricSession, ServerSettings
+from ..models import ServerConnection
+from . import audit
+
+FIELDS = ("name", "kind", "host", "port", "use_https", "auth", "cert_validation", "username", "max_concurrent_jobs",
+          "operation_timeout", "enabled")
+
+
+def _require_admin(user):
+    if not roles.is_admin(user):
+        raise PermissionDenied("Only admins manage server connections.")
+
+
+@transaction.atomic
+def save_connection(user, data: dict, password: str | None, instance: ServerConnection | None = None) -> ServerConnection:
+    """Create or update; ``password`` None or '' keeps the stored one. Never logs or audits the password."""
+    _require_admin(user)
+    conn = instance or ServerConnection()
+    for field in FIELDS:
+        if field in data:
+            setattr(conn, field, data[field])
+    if password:
+        conn.set_password(password)
+    conn.full_clean()
+    creating = conn.pk is None
+    conn.save()
+    audit.record(user, "connection.create" if creating else "connection.update", conn,
+                 fields={f: data.get(f) for f in FIELDS if f in data}, password_changed=bool(password))
+    return conn
+
+
+@transaction.atomic
+def delete_connection(user, conn: ServerConnection) -> None:
+    _require_admin(user)
+    audit.record(user, "connection.delete", conn, name=conn.name)
+    conn.delete()
+
+
+def test_connection(user, conn: ServerConnection) -> str:
+    """Open a session and ask the server who it is. Returns a sentence for the admin; raises FabricError."""
+    _require_admin(user)
+    session = FabricSession(ServerSettings.from_connection(conn))
+    try:
+        if conn.kind == ServerConnection.Kind.VMM:
+            session.run([[cmd("Get-SCVMMServer", ComputerName=conn.host), cmd("Out-Null")]], cmdlet="Get-SCVMMServer",
+                        timeout=conn.operation_timeout)
+            count = len(vmm.list_clouds(session))
+            message = f"{conn.name}: connected; the VMM server answers and has {count} cloud(s)."
+        elif conn.kind == ServerConnection.Kind.SCOM:
+            session.run([[cmd("Get-SCOMMaintenanceMode"), cmd("Out-Null")]], cmdlet="Get-SCOMMaintenanceMode")
+            message = f"{conn.name}: connected; the SCOM server answers."
+        else:
+            session.run([[cmd("Get-Variable", Name="PSVersionTable", ValueOnly=True), cmd("Out-Null")]], cmdlet="Get-Variable")
+            message = f"{conn.name}: connected."
+    except errors.FabricError:
+        raise
+    finally:
+        session.close()
+    audit.record(user, "connection.test", conn, ok=True)
+    return message

@@ -1,0 +1,28 @@
+"""Requests for inventory syncs (operators and admins)."""
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from portal import roles
+
+from ..models import ServerConnection
+from . import audit
+
+
+def request_sync(user, connection: ServerConnection | None = None) -> list[ServerConnection]:
+    """Queue a sync of one connection, or every enabled VMM connection; runs on the django-q2 worker."""
+    if not roles.is_staff_role(user):
+        raise PermissionDenied("Only operators and admins sync the inventory.")
+    targets = [connection] if connection else list(ServerConnection.objects.filter(kind="vmm", enabled=True))
+    username = user.get_username()
+
+    def enqueue():
+        from django_q.tasks import async_task
+
+        for conn in targets:
+            async_task("ops.inventory.sync.sync_task", conn.pk, username, task_name=f"sync {conn.name}", group="inventory")
+
+    with transaction.atomic():
+        for conn in targets:
+            audit.record(user, "inventory.sync", conn)
+        transaction.on_commit(enqueue)
+    return targets

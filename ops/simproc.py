@@ -1,0 +1,79 @@
+"""Start the fabric simulator as a separate process (demo, benches, e2e tests)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+
+
+@dataclasses.dataclass
+class SimProcess:
+    proc: subprocess.Popen
+    host: str
+    port: int
+    username: str
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/wsman"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def spawn(scenario: str = "demo", *, host: str = "127.0.0.1", port: int | None = None, username: str = "slipway",
+          password: str | None = None, time_scale: float | None = None, vms: int | None = None,
+          state_file: str | None = None, quiet: bool = True) -> SimProcess:
+    port = port or free_port()
+    password = password or secrets.token_urlsafe(12)
+    cmd = [sys.executable, str(BASE_DIR / "manage.py"), "simulator", "--host", host, "--port", str(port),
+           "--scenario", scenario, "--username", username, "--password", password]
+    if time_scale is not None:
+        cmd += ["--time-scale", str(time_scale)]
+    if vms is not None:
+        cmd += ["--vms", str(vms)]
+    if state_file:
+        cmd += ["--state", state_file]
+    out = subprocess.DEVNULL if quiet else None
+    proc = subprocess.Popen(cmd, cwd=BASE_DIR, stdout=out, stderr=None if not quiet else subprocess.PIPE,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for_port(host, port, 60, proc)
+    except RuntimeError as exc:
+        err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr and proc.poll() is not None else ""
+        proc.kill()
+        raise RuntimeError(f"simulator did not start: {exc}\n{err}") from exc
+    return SimProcess(proc, host, port, username, password)

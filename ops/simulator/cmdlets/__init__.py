@@ -1,0 +1,1 @@
+"""Cmdlet implementations of the simulator (VMM, SCOM and generic PowerShell)."""

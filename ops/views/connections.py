@@ -1,0 +1,51 @@
+"""Server connections (admins): VMM, SCOM and ConfigMgr servers."""
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.permissions import admin_required
+
+from ..fabric.errors import FabricError
+from ..forms import ConnectionForm
+from ..models import ServerConnection
+from ..services import connections as service
+
+
+@admin_required
+def connection_list(request):
+    return render(request, "ops/connections/list.html", {"nav": "connections", "connections": ServerConnection.objects.all()})
+
+
+@admin_required
+def connection_edit(request, pk=None):
+    instance = get_object_or_404(ServerConnection, pk=pk) if pk else None
+    form = ConnectionForm(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        data = {k: v for k, v in form.cleaned_data.items() if k != "password"}
+        # the form's instance already carries the cleaned values; save through the service
+        target = ServerConnection.objects.get(pk=instance.pk) if instance else None
+        conn = service.save_connection(request.user, data, form.cleaned_data.get("password"), target)
+        messages.success(request, f"Connection {conn.name} saved.")
+        return redirect("ops:connections")
+    return render(request, "ops/connections/edit.html", {"nav": "connections", "form": form, "instance": instance})
+
+
+@admin_required
+@require_POST
+def connection_delete(request, pk):
+    conn = get_object_or_404(ServerConnection, pk=pk)
+    name = conn.name
+    service.delete_connection(request.user, conn)
+    messages.success(request, f"Connection {name} deleted.")
+    return redirect("ops:connections")
+
+
+@admin_required
+@require_POST
+def connection_test(request, pk):
+    conn = get_object_or_404(ServerConnection, pk=pk)
+    try:
+        messages.success(request, service.test_connection(request.user, conn))
+    except (FabricError, ValueError) as exc:
+        messages.error(request, str(exc))
+    return redirect("ops:connections")

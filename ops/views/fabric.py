@@ -1,0 +1,112 @@
+"""Fabric inventory pages for operators and admins: clusters, hosts, VMs."""
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Min, Q, Sum
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from portal.permissions import staff_required
+
+from ..forms import VMFilterForm
+from ..models import Cloud, HostCluster, ServerConnection, SyncRecord, VirtualMachine, VMHost
+from ..services import inventory
+
+
+def _latest_per_connection():
+    latest = {}
+    for rec in SyncRecord.objects.select_related("connection").order_by("-started_at")[:50]:
+        latest.setdefault(rec.connection_id, rec)
+    return latest
+
+
+def _host_rows(hosts):
+    return hosts.annotate(
+        vm_count=Count("vms"),
+        running=Count("vms", filter=Q(vms__status="Running")),
+        checkpoints=Sum("vms__checkpoint_count"),
+        oldest_checkpoint=Min("vms__oldest_checkpoint_at"),
+    ).select_related("cluster", "connection")
+
+
+@staff_required
+def clusters(request):
+    user = request.user
+    cluster_qs = HostCluster.objects.visible_to(user).select_related("connection").annotate(
+        host_count=Count("hosts", distinct=True),
+        maintenance=Count("hosts", filter=Q(hosts__in_maintenance=True), distinct=True),
+    )
+    hosts = _host_rows(VMHost.objects.visible_to(user))
+    by_cluster = {}
+    for h in hosts:
+        by_cluster.setdefault(h.cluster_id, []).append(h)
+    context = {
+        "nav": "fabric",
+        "clusters": [(c, by_cluster.get(c.pk, [])) for c in cluster_qs],
+        "standalone": by_cluster.get(None, []),
+        "connections": ServerConnection.objects.filter(kind="vmm"),
+        "syncs": _latest_per_connection(),
+        "totals": VirtualMachine.objects.visible_to(user).aggregate(vms=Count("id"), checkpoints=Sum("checkpoint_count"),
+                                                                    oldest=Min("oldest_checkpoint_at")),
+        "clouds": Cloud.objects.visible_to(user).annotate(vm_count=Count("vms")),
+    }
+    return render(request, "ops/fabric/clusters.html", context)
+
+
+@staff_required
+def cluster_detail(request, pk):
+    cluster = get_object_or_404(HostCluster.objects.visible_to(request.user).select_related("connection"), pk=pk)
+    hosts = _host_rows(VMHost.objects.visible_to(request.user).filter(cluster=cluster))
+    vms = VirtualMachine.objects.visible_to(request.user).filter(host__cluster=cluster).select_related("host", "cloud")
+    return render(request, "ops/fabric/cluster.html", {"nav": "fabric", "cluster": cluster, "hosts": hosts, "vms": vms})
+
+
+@staff_required
+def host_detail(request, pk):
+    host = get_object_or_404(VMHost.objects.visible_to(request.user).select_related("cluster", "connection"), pk=pk)
+    vms = VirtualMachine.objects.visible_to(request.user).filter(host=host).select_related("cloud")
+    return render(request, "ops/fabric/host.html", {"nav": "fabric", "host": host, "vms": vms})
+
+
+@staff_required
+def vm_list(request):
+    form = VMFilterForm(request.GET or None)
+    vms = VirtualMachine.objects.visible_to(request.user).select_related("host", "host__cluster", "cloud")
+    if form.is_valid():
+        d = form.cleaned_data
+        if d["q"]:
+            vms = vms.filter(name__icontains=d["q"])
+        if d["status"]:
+            vms = vms.filter(status=d["status"])
+        if d["cluster"]:
+            vms = vms.filter(host__cluster_id=d["cluster"])
+        if d["host"]:
+            vms = vms.filter(host_id=d["host"])
+        if d["cloud"]:
+            vms = vms.filter(cloud_id=d["cloud"])
+    page = Paginator(vms.order_by("name"), 100).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "ops/fabric/vms.html", {"nav": "fabric", "form": form, "page": page, "query": query.urlencode(),
+                                                   "statuses": ["Running", "PowerOff", "Saved", "Paused"]})
+
+
+@staff_required
+@require_POST
+def sync_now(request):
+    conn = None
+    if request.POST.get("connection"):
+        try:
+            conn = ServerConnection.objects.get(pk=int(request.POST["connection"]), kind="vmm")
+        except (ValueError, ServerConnection.DoesNotExist):
+            messages.error(request, "No such VMM connection; nothing was synced.")
+            return redirect("ops:clusters")
+    targets = inventory.request_sync(request.user, conn)
+    if targets:
+        messages.success(request, "Sync queued for " + ", ".join(c.name for c in targets) + ". The page shows the result once the worker has run it.")
+    else:
+        messages.warning(request, "No enabled VMM connection to sync. An admin adds one under Connections.")
+    next_url = request.POST.get("next", "")
+    if next_url and url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect("ops:clusters")

@@ -1,0 +1,189 @@
+"""Run pages: the list (with history), the live run page, starting a run, and
+the operator's controls. Thin: validate, call ops.services.runs, render.
+
+The live page gets its updates from the websocket consumer (ops/consumers.py);
+``run_events`` serves the same data over plain HTTP for browsers whose socket
+is down (static/js/run-live.js falls back to it).
+"""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.views.decorators.http import require_POST
+
+from portal import roles
+from portal.permissions import operator_required
+
+from .. import livetail
+from ..models import Run, Step
+from . import runforms
+
+PAGE_SIZE = 25
+LOG_RENDERED = 1000  # newest events rendered into the page; the socket sends the rest
+SCHEDULED = "(schedule)"
+
+
+def _services():
+    from ..services import runs as run_services  # noqa: PLC0415
+
+    return run_services
+
+
+def _visible_run(request, pk) -> Run:
+    return get_object_or_404(Run.objects.visible_to(request.user).select_related("created_by", "schedule"), pk=pk)
+
+
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+@operator_required
+def run_list(request):
+    qs = Run.objects.visible_to(request.user).select_related("created_by", "schedule")
+    kind, state, who = (request.GET.get(k, "").strip() for k in ("kind", "state", "who"))
+    if kind:
+        qs = qs.filter(kind=kind)
+    if state:
+        qs = qs.filter(state=state)
+    if who == SCHEDULED:
+        qs = qs.filter(schedule__isnull=False)
+    elif who:
+        qs = qs.filter(created_by__username=who)
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    base = Run.objects.visible_to(request.user)
+    kinds = sorted(set(base.values_list("kind", flat=True).distinct()) | {k for k, _ in _kind_choices()})
+    people = sorted(u for u in base.exclude(created_by=None).values_list("created_by__username", flat=True).distinct())
+    filters = request.GET.copy()
+    filters.pop("page", None)
+    context = {
+        "nav": "runs", "page": page, "runs": page.object_list,
+        "kind": kind, "state": state, "who": who, "kinds": kinds, "states": Run.State.choices,
+        "people": people, "scheduled": SCHEDULED, "filter_qs": filters.urlencode(),
+        "any_active": any(r.is_active for r in page.object_list),
+    }
+    template = "ops/runs/_table.html" if request.headers.get("HX-Request") else "ops/runs/list.html"
+    return render(request, template, context)
+
+
+def _kind_choices():
+    try:
+        return runforms.kind_choices()
+    except ImportError:  # the registry is not importable: the list still shows history
+        return []
+
+
+@login_required
+def run_detail(request, pk):
+    run = _visible_run(request, pk)
+    steps = list(run.steps.order_by("index"))
+    total = run.events.count()
+    events = list(reversed(run.events.order_by("-seq")[:LOG_RENDERED]))
+    return render(request, "ops/runs/detail.html", {
+        "nav": "runs", "run": run, "steps": steps, "events": events, "events_total": total,
+        "events_cut": total > len(events), "last_seq": events[-1].seq if events else 0,
+        "can_operate": roles.is_operator(request.user),
+        "progress": 100 if run.state == Run.State.SUCCEEDED else run.progress,
+    })
+
+
+@login_required
+def run_events(request, pk):
+    """Events after ``?after=N`` (at most 500) as JSON (``?format=json``) or as log lines."""
+    run = _visible_run(request, pk)
+    raw = request.GET.get("after", "0").strip()
+    if not raw.isdigit():
+        message = f"'after' must be a non-negative integer, got {raw!r}."
+        if _wants_json(request):
+            return JsonResponse({"error": message}, status=400)
+        return HttpResponseBadRequest(message)
+    events = livetail.fetch_events(run.pk, int(raw))
+    if _wants_json(request):
+        return JsonResponse({
+            "run": livetail.fetch_run(run.pk), "events": events, "steps": livetail.fetch_steps(run.pk),
+            "last_seq": events[-1]["seq"] if events else int(raw), "more": len(events) == livetail.FETCH_LIMIT,
+        })
+    return render(request, "ops/runs/_events.html", {"events": events})
+
+
+def _wants_json(request) -> bool:
+    return request.GET.get("format") == "json" or "application/json" in request.headers.get("Accept", "")
+
+
+@operator_required
+def run_start(request):
+    try:
+        books = runforms.runbooks()
+    except ImportError:
+        books = []
+    kind = request.POST.get("kind") if request.method == "POST" else request.GET.get("kind")
+    rb = next((b for b in books if b.kind == kind), None) if kind else (books[0] if books else None)
+    if kind and rb is None:
+        raise Http404(f"No runbook {kind!r}.")
+    form = None
+    if rb is not None:
+        form = runforms.StartRunForm(rb, request.POST or None) if request.method == "POST" else runforms.StartRunForm(rb)
+        if request.method == "POST" and form.is_valid():
+            try:
+                run = _services().start_run(request.user, rb.kind, form.params())
+            except ValidationError as exc:
+                runforms.apply_service_error(form, exc)
+            else:
+                messages.success(request, f"Run {run.pk} ({rb.title}) started.")
+                return redirect("ops:run", pk=run.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "ops/runs/start.html", {"nav": "runs", "runbooks": books, "rb": rb, "form": form}, status=status)
+
+
+@operator_required
+@require_POST
+def run_cancel(request, pk):
+    run = _visible_run(request, pk)
+    try:
+        _services().cancel_run(request.user, run)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"Cancel requested: run {run.pk} stops after the current step, then cleans up.")
+    return redirect("ops:run", pk=run.pk)
+
+
+STEP_ACTIONS = {"retry", "skip", "abort"}
+
+
+@operator_required
+@require_POST
+def run_step_action(request, pk, step_pk):
+    run = _visible_run(request, pk)
+    step = get_object_or_404(Step, run=run, pk=step_pk)
+    action = request.POST.get("action", "")
+    if action not in STEP_ACTIONS:
+        return HttpResponseBadRequest(f"Unknown action {action!r}; expected retry, skip or abort.")
+    svc = _services()
+    try:
+        if action == "retry":
+            svc.retry_step(request.user, step)
+            done = f"Retrying step {step.index + 1} ({step})."
+        elif action == "skip":
+            svc.skip_step(request.user, step)
+            done = f"Skipped step {step.index + 1} ({step}); the run goes on."
+        else:
+            svc.abort_run(request.user, run)
+            done = f"Run {run.pk} aborted; its clean-up runs now."
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, done)
+    return redirect("ops:run", pk=run.pk)
+
+
+urlpatterns = [
+    path("runs/", run_list, name="runs"),
+    path("runs/start/", run_start, name="run_start"),
+    path("runs/<int:pk>/", run_detail, name="run"),
+    path("runs/<int:pk>/events/", run_events, name="run_events"),
+    path("runs/<int:pk>/cancel/", run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/steps/<int:step_pk>/action/", run_step_action, name="run_step_action"),
+]

@@ -1,0 +1,125 @@
+"""``manage.py demo``: the whole product on one machine, over the simulated fabric.
+
+Migrates, creates the demo users, starts the fabric simulator (its state kept
+in the data directory so the demo survives a restart), connects Slipway to it,
+reads the inventory, then runs the ASGI web server and the django-q2 worker
+until Ctrl-C, which stops all of them.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+DEMO_USERS = [
+    # username, password, roles, note
+    ("admin", "slipway-admin", ("admin",), "admin: hosting plans, connections"),
+    ("operator", "slipway-operator", ("operator",), "operator: runbooks, schedules, fabric"),
+    ("alice", "slipway-alice", ("tenant",), "tenant"),
+    ("bob", "slipway-bob", ("tenant",), "tenant"),
+]
+
+
+class Command(BaseCommand):
+    help = "Run Slipway with the simulated demo fabric: web server, worker and simulator."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--sim-port", type=int, default=5985)
+        parser.add_argument("--sim-username", default="slipway")
+        parser.add_argument("--sim-password", default="slipway-demo")
+        parser.add_argument("--time-scale", type=float, default=1.0, help="simulated job durations x this (0.1 = 10x faster)")
+
+    def handle(self, *args, **opts):
+        from ops.simproc import spawn, wait_for_port
+
+        os.environ["SLIPWAY_PLAIN_HTTP"] = "1"
+        hosts = set(settings.ALLOWED_HOSTS) | {opts["host"], "localhost", "127.0.0.1"}
+        os.environ["ALLOWED_HOSTS"] = ",".join(sorted(hosts))
+        self.stdout.write("Preparing the database ...")
+        call_command("migrate", verbosity=0, interactive=False)
+        self._users()
+
+        data_dir = settings.DATA_DIR
+        self.stdout.write(f"Starting the fabric simulator on {opts['host']}:{opts['sim_port']} ...")
+        sim = spawn("demo", host=opts["host"], port=opts["sim_port"], username=opts["sim_username"],
+                    password=opts["sim_password"], time_scale=opts["time_scale"],
+                    state_file=str(data_dir / "simulator-state.json"), quiet=False)
+        procs = [sim.proc]
+        try:
+            self._connections(sim)
+            from ops.system_schedules import ensure_system_schedules
+
+            ensure_system_schedules()
+            self._sync()
+            manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+            procs.append(subprocess.Popen(manage + ["qcluster"], cwd=settings.BASE_DIR))
+            procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", opts["host"], "-p", str(opts["port"]),
+                                           "portal.asgi:application"], cwd=settings.BASE_DIR))
+            wait_for_port(opts["host"], opts["port"], 60, procs[-1])
+            url = f"http://{opts['host']}:{opts['port']}/"
+            self.stdout.write(self.style.SUCCESS(f"\nSlipway is running at {url}"))
+            self.stdout.write("Sign in as:")
+            for username, password, _, note in DEMO_USERS:
+                self.stdout.write(f"  {username:<9} / {password:<18} ({note})")
+            self.stdout.write("Press Ctrl-C to stop the web server, the worker and the simulator.\n")
+            self._wait(procs)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stdout.write("\nStopping ...")
+            for p in reversed(procs):
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT if p is not sim.proc else signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for p in procs:
+                try:
+                    p.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            self.stdout.write("Stopped.")
+
+    def _wait(self, procs):
+        while True:
+            for p in procs:
+                if p.poll() is not None:
+                    raise SystemExit(f"a demo process exited with code {p.returncode}: {p.args}")
+            time.sleep(0.5)
+
+    def _users(self):
+        from django.contrib.auth import get_user_model
+
+        from portal import roles
+
+        User = get_user_model()
+        for username, password, role_names, _ in DEMO_USERS:
+            user, created = User.objects.get_or_create(username=username)
+            if created:
+                user.set_password(password)
+                user.save()
+            roles.grant(user, *role_names)
+
+    def _connections(self, sim):
+        from ops.models import ServerConnection
+
+        for name, kind in (("vmm01", "vmm"), ("scom01", "scom")):
+            conn = ServerConnection.objects.filter(name=name).first() or ServerConnection(name=name)
+            conn.kind, conn.host, conn.port = kind, sim.host, sim.port
+            conn.use_https, conn.auth, conn.cert_validation = False, "basic", False
+            conn.username = sim.username
+            conn.set_password(sim.password)
+            conn.save()
+
+    def _sync(self):
+        from ops.inventory.sync import sync_all
+
+        for record in sync_all("demo"):
+            if record.ok:
+                self.stdout.write(f"Inventory read from {record.connection.name}: {record.counts}")
+            else:
+                self.stdout.write(self.style.WARNING(f"Inventory sync failed: {record.error}"))
