@@ -38,7 +38,7 @@ def _expiry(seconds=None):
 def take(run_id: int, token: str) -> bool:
     """Take the lease if it is free, expired, or already ours."""
     now = timezone.now()
-    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=token) | Q(lease_owner="")
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=token)
     return Run.objects.filter(pk=run_id).filter(free).update(lease_owner=token, lease_expires_at=_expiry()) == 1
 
 

@@ -17,7 +17,7 @@ import uuid
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape
 
-from .contract import Engine
+from .contract import Engine, PSError
 from .psrp_host import PoolHost, PSRPHostError, ReceiveTimeout, UnknownCommand
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ FAULT_SHELL_NOT_FOUND = 2150858843  # 0x8033805B ERROR_WSMAN_INVALID_SELECTORS (
 FAULT_ACTION_NOT_SUPPORTED = 2150858754  # 0x80338002
 FAULT_INVALID = 2150858778  # 0x8033801A ERROR_WSMAN_INVALID_PARAMETER-ish: a request we cannot process
 FAULT_COMMAND_NOT_FOUND = 2150858843
+FAULT_ACCESS_DENIED = 2147942405  # 0x80070005
 
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 _ENVELOPE_OVERHEAD = 2048  # bytes of SOAP around the base64 payload in a ReceiveResponse, generously
@@ -230,7 +231,10 @@ class WSManService:
         with self._lock:
             if shell_id in self._shells:
                 raise WSManFault(FAULT_INVALID, f"shell {shell_id} already exists")
-        host = PoolHost(shell_id, self.engine, username)
+        try:
+            host = PoolHost(shell_id, self.engine, username)
+        except PSError as exc:  # the engine refused the session (e.g. a fault injected for this user)
+            raise WSManFault(FAULT_ACCESS_DENIED, exc.message, "w:AccessDenied") from exc
         try:
             host.open(_b64(creation.text))
         except PSRPHostError as exc:

@@ -42,7 +42,9 @@ def runbooks() -> list:
         items = list(items.values())
     out = []
     for rb in items:
-        params = _get(rb, "params", "parameters", default=()) or ()
+        params = _get(rb, "params", "parameters", default=None)
+        if params is None:  # only names declared: text fields; the runbook's prepare() validates
+            params = [{"name": n} for n in (_get(rb, "param_names", default=()) or ())]
         if isinstance(params, dict):
             params = [dict(_as_dict(p), name=_get(p, "name", default=k)) for k, p in params.items()]
         out.append(SimpleNamespace(
@@ -133,4 +135,12 @@ def apply_service_error(form, exc: ValidationError, prefix: str = "", field_map:
                     form.add_error(target, m)
     else:
         for m in exc.messages:
-            form.add_error(None, m)
+            form.add_error(_field_named_in(form, m, prefix, field_map), m)
+
+
+def _field_named_in(form, message: str, prefix: str, field_map: dict):
+    """A runbook's message starts with the parameter it is about ("cloud: no cloud named ...",
+    "batch is required ..."): show it next to that field."""
+    head = message.split(":", 1)[0].split(" ", 1)[0].strip()
+    name = field_map.get(head, prefix + head)
+    return name if name in form.fields else None

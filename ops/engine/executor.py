@@ -1,0 +1,437 @@
+"""The executor: advances one run by small increments under its lease.
+
+One django-q2 task (``tasks.advance_run(run_id, token)``) takes the run's lease
+and then loops over *increments* for up to ``SLIPWAY_ENGINE_SLICE_SECONDS``
+(default 8 s, well under Q_CLUSTER's 120 s timeout): poll the run's in-flight
+VMM jobs in one round trip, start more steps up to the VMM server's bound,
+cross a junction when every step of the phase is final. Every increment that
+changes anything commits the steps' new state together with their RunEvent
+rows, and renews the lease first in that same transaction, so a worker that
+lost its lease can never commit. At the end of the slice the task hands the
+lease to a fresh token and enqueues the next task on commit. Keeping the lease
+for a few seconds instead of one task per step keeps latency low (a finished
+job is noticed within ``SLIPWAY_ENGINE_POLL_SECONDS``) without a queue round
+trip per step; the durable unit is still the increment, so a worker killed at
+any point loses nothing: the reaper hands the run to a new task once the lease
+expires, and every action checks the fabric's real state before it acts.
+
+Concurrency bound: a step that starts a VMM job first reserves a slot
+(``job_id = 'reserved'``) in a transaction that counts the RUNNING job steps of
+every active run on that connection, so at most ``max_concurrent_jobs`` jobs
+that Slipway started run on one VMM server at once. A reservation found at
+the start of an increment belongs to a crashed attempt: its action runs again
+(it finds the checkpoint or the stopped VM and does not act twice).
+"""
+import concurrent.futures
+import logging
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..fabric import errors
+from ..models import Run, ServerConnection, Step
+from ..runbooks import registry
+from ..runbooks.base import Outcome, StepContext
+from . import lease
+from .events import Event, emit_many
+
+log = logging.getLogger("slipway.engine")
+
+RESERVED = "reserved"
+TRANSIENT = (errors.FabricUnreachable, errors.FabricTimeout, errors.FabricAuthError)
+MAX_LATER = 120  # a target still busy after this many tries fails the step
+SYNC_PARALLEL = 4  # steps without a VMM job (SCOM calls, discovery) run at most this many at once
+_threads = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slipway-step")
+
+
+def slice_seconds() -> float:
+    return float(getattr(settings, "SLIPWAY_ENGINE_SLICE_SECONDS", 8.0))
+
+
+def poll_seconds() -> float:
+    return float(getattr(settings, "SLIPWAY_ENGINE_POLL_SECONDS", 0.05))
+
+
+def pause_seconds() -> float:
+    return float(getattr(settings, "SLIPWAY_ENGINE_PAUSE_SECONDS", 10.0))
+
+
+def enqueue(run_id: int, token: str) -> None:
+    """Queue the next task of a run's chain (called on commit)."""
+    from django_q.tasks import async_task  # noqa: PLC0415
+
+    async_task("ops.engine.tasks.advance_run", run_id, token, task_name=f"run-{run_id}-{token[-6:]}", save=False)
+
+
+def wake(run_id: int) -> bool:
+    """Start a new chain for a run nobody drives (after an operator action).
+    A live chain is left alone: it sees the change on its next increment."""
+    token = lease.new_token()
+    if lease.claim_free(run_id, token):
+        transaction.on_commit(lambda: enqueue(run_id, token))
+        return True
+    return False
+
+
+def advance(run_id: int, token: str) -> str:
+    if not lease.take(run_id, token):
+        return "not-leased"
+    deadline = time.monotonic() + slice_seconds()
+    engine = Increment(run_id, token)
+    try:
+        while True:
+            delay = engine.step()
+            if delay is None:
+                return "stopped"
+            if time.monotonic() + delay >= deadline:
+                engine.hand_over()
+                return "handed-over"
+            if delay:
+                time.sleep(delay)
+    except lease.LeaseLost:
+        log.warning("run %s: lease lost, stopping this task", run_id)
+        return "lease-lost"
+    except TRANSIENT as exc:
+        engine.pause(str(exc))
+        return "paused"
+    except Exception as exc:  # a bug must not hot-loop: pause, the reaper retries later
+        log.exception("run %s: engine error", run_id)
+        engine.pause(f"engine error: {exc.__class__.__name__}: {exc}")
+        return "error"
+
+
+class Increment:
+    def __init__(self, run_id, token):
+        self.run_id = run_id
+        self.token = token
+        self.last_progress_event = 0.0
+        self.dirty = False
+        self._conns = {}
+
+    # -- helpers ---------------------------------------------------------------
+    def load(self):
+        self.run = Run.objects.select_related("connection").get(pk=self.run_id)
+        self.rb = registry.get(self.run.kind)
+        self.eng = self.run.context.setdefault("engine", {})
+        return self.run
+
+    def phase_obj(self, name):
+        return next(p for p in self.rb.phases if p.name == name)
+
+    def scom_connection(self):
+        name = self.run.params.get("scom")
+        if not name:
+            return None
+        if name not in self._conns:
+            self._conns[name] = ServerConnection.objects.filter(kind="scom", name=name).first()
+        return self._conns[name]
+
+    def ctx(self, step):
+        return StepContext(self.run.pk, self.run.params, self.run.context, step.pk, step.action, step.target,
+                           step.target_id, step.data, self.run.connection, self.scom_connection(), self.run.created_at)
+
+    def progress(self):
+        total = self.rb.expected_steps(self.run) or 0
+        done = self.run.steps.filter(state__in=Step.FINAL_STATES).count()
+        total = max(total, self.run.steps.count(), 1)
+        return min(99, int(100 * done / total))
+
+    def commit(self, *, run_fields=(), steps=(), new_steps=(), events=(), release=False, until=None, hand_to=None,
+               progress=True):
+        run = self.run
+        with transaction.atomic():
+            lease.renew(run.pk, self.token)
+            if new_steps:
+                Step.objects.bulk_create(new_steps)
+            for step, fields in steps:
+                step.save(update_fields=list(fields))
+            fields = set(run_fields)
+            if progress and run.state == Run.State.RUNNING:
+                run.progress = self.progress()
+                fields.add("progress")
+            if fields:
+                run.save(update_fields=sorted(fields))
+            emit_many(run, [Event(e.message, e.level, e.step, run.progress if e.progress is None else e.progress, e.data)
+                            for e in events])
+            if hand_to:
+                lease.hand_over(run.pk, self.token, hand_to)
+                transaction.on_commit(lambda: enqueue(run.pk, hand_to))
+            elif release:
+                lease.release(run.pk, self.token, until=until)
+
+    def context_field(self):
+        dirty, self.dirty = self.dirty, False
+        return ["context"] if dirty else []
+
+    def hand_over(self):
+        new = lease.new_token()
+        with transaction.atomic():
+            lease.hand_over(self.run_id, self.token, new)
+            transaction.on_commit(lambda: enqueue(self.run_id, new))
+
+    def pause(self, why):
+        try:
+            run = self.load()
+        except Run.DoesNotExist:
+            return
+        until = timezone.now() + timezone.timedelta(seconds=pause_seconds())
+        try:
+            with transaction.atomic():
+                lease.renew(run.pk, self.token)
+                Step.objects.filter(run=run, state=Step.State.RUNNING, job_id=RESERVED).update(
+                    state=Step.State.PENDING, job_id="")
+                run.state = Run.State.PAUSED
+                run.save(update_fields=["state"])
+                emit_many(run, [Event(f"{why} — the run is paused and resumes in {pause_seconds():.0f} s", "warning")])
+                lease.release(run.pk, self.token, until=until)
+        except lease.LeaseLost:
+            pass
+
+    # -- one increment -----------------------------------------------------------------
+    def step(self):
+        """Do one increment; return the delay before the next (0: at once), or None to stop."""
+        run = self.load()
+        if run.state in Run.FINAL_STATES or run.state == Run.State.WAITING:
+            lease.release(run.pk, self.token)
+            return None
+        if run.state in (Run.State.QUEUED, Run.State.PAUSED):
+            first = run.state == Run.State.QUEUED
+            run.state = Run.State.RUNNING
+            fields = ["state"]
+            if first and not run.started_at:
+                run.started_at = timezone.now()
+                fields.append("started_at")
+            self.commit(run_fields=fields, events=[Event("Run started" if first else "Run resumed")])
+            return 0
+        if not run.phase:
+            return self.begin_phase(self.rb.phases[0])
+        steps = list(run.steps.filter(phase=run.phase).order_by("index"))
+        if run.cancel_requested and not self.eng.get("cancel_seen"):
+            self.cancel_pending(steps)
+            return 0
+        changed = self.poll(steps)
+        changed = self.start(steps) or changed
+        if all(s.state in Step.FINAL_STATES for s in steps):
+            return self.junction(steps)
+        if changed:
+            return 0
+        return poll_seconds() if any(s.state == Step.State.RUNNING for s in steps) else min(0.5, self.next_retry(steps))
+
+    def next_retry(self, steps):
+        now = time.time()
+        waits = [s.data.get("retry_at", 0) - now for s in steps if s.state == Step.State.PENDING]
+        return max(poll_seconds(), min(waits)) if waits else 0.5
+
+    def cancel_pending(self, steps):
+        self.eng["cancel_seen"] = True
+        phase = self.phase_obj(self.run.phase)
+        changed = []
+        if not phase.always and not self.eng.get("compensating"):
+            for s in steps:
+                if s.state == Step.State.PENDING or (s.state == Step.State.RUNNING and s.job_id == RESERVED):
+                    s.state, s.job_id, s.finished_at = Step.State.CANCELLED, "", timezone.now()
+                    changed.append((s, ("state", "job_id", "finished_at")))
+        running = sum(1 for s in steps if s.state == Step.State.RUNNING)
+        msg = f"Cancelling: {len(changed)} steps of phase '{phase.title}' will not run"
+        if running:
+            msg += f"; waiting for {running} running steps to finish"
+        self.commit(run_fields=["context"], steps=changed, events=[Event(msg, "warning")])
+
+    # -- jobs in flight ------------------------------------------------------------------
+    def poll(self, steps):
+        inflight = [s for s in steps if s.state == Step.State.RUNNING and s.job_id not in ("", RESERVED)]
+        if not inflight:
+            return False
+        jobs = self.rb.poll_jobs(self.run.connection, [s.job_id for s in inflight])
+        updates, events, progressed = [], [], []
+        for s in inflight:
+            job = jobs.get(s.job_id)
+            if job is None:
+                # the server no longer knows the job: run the action again (it checks the real state)
+                s.job_id = RESERVED
+                updates.append((s, ("job_id",)))
+            elif job.finished:
+                self.apply(s, self.rb.job_finished(self.ctx(s), job), updates, events)
+            elif job.progress != s.progress:
+                s.progress = job.progress
+                updates.append((s, ("progress",)))
+                progressed.append(s)
+        if progressed and time.monotonic() - self.last_progress_event >= 1.0:
+            self.last_progress_event = time.monotonic()
+            shown = ", ".join(f"{s.target} {s.progress}%" for s in progressed[:8])
+            events.append(Event(f"{len(progressed)} jobs progressing: {shown}{' …' if len(progressed) > 8 else ''}",
+                                "debug", data={"steps": {str(s.pk): s.progress for s in progressed}}))
+        if updates or events:
+            self.commit(run_fields=self.context_field(), steps=updates, events=events)
+        return any(f != ("progress",) for _, f in updates)
+
+    # -- starting steps ------------------------------------------------------------------
+    def start(self, steps):
+        now = time.time()
+        orphans = [s for s in steps if s.state == Step.State.RUNNING and s.job_id == RESERVED]
+        pending = [s for s in steps if s.state == Step.State.PENDING and s.data.get("retry_at", 0) <= now]
+        syncs = [s for s in pending if s.action not in self.rb.job_actions][:SYNC_PARALLEL]
+        busy = {s.target_id for s in steps if s.state == Step.State.RUNNING and s.target_id}
+        wanted = []
+        for s in pending:
+            if s.action in self.rb.job_actions and not (s.target_id and s.target_id in busy):
+                wanted.append(s)
+                busy.add(s.target_id)
+        granted = self.reserve(wanted) if wanted else []
+        todo = orphans + granted + syncs
+        if not todo:
+            return False
+        futures = {s.pk: _threads.submit(self.act, self.ctx(s)) for s in todo}
+        transient = None
+        updates, events = [], []
+        if syncs:
+            for s in syncs:
+                s.state, s.started_at, s.attempts = Step.State.RUNNING, timezone.now(), s.attempts + 1
+        for s in todo:
+            try:
+                outcome = futures[s.pk].result()
+            except TRANSIENT as exc:
+                transient = transient or exc
+                continue
+            self.apply(s, outcome, updates, events)
+        if updates or events:
+            self.commit(run_fields=self.context_field(), steps=updates, events=events)
+        if transient is not None:
+            raise transient
+        return True
+
+    def act(self, ctx):
+        try:
+            return self.rb.act(ctx)
+        except TRANSIENT:
+            raise
+        except errors.VMBusy as exc:
+            return Outcome.later(f"{exc}; will try again", 2.0)
+        except errors.FabricError as exc:
+            return Outcome.failed(str(exc))
+        except Exception as exc:  # a bug in an action fails its step, naming it
+            log.exception("step %s (%s on %s) raised", ctx.step_id, ctx.action, ctx.target)
+            return Outcome.failed(f"{ctx.action} on {ctx.target} failed: {exc.__class__.__name__}: {exc}")
+
+    def reserve(self, wanted):
+        run = self.run
+        with transaction.atomic():
+            lease.renew(run.pk, self.token)
+            conn = ServerConnection.objects.select_for_update().get(pk=run.connection_id)
+            busy = (Step.objects.filter(run__connection_id=conn.pk, run__state__in=Run.ACTIVE_STATES,
+                                        state=Step.State.RUNNING).exclude(job_id="").count())
+            granted = wanted[:max(0, conn.max_concurrent_jobs - busy)]
+            if granted:
+                Step.objects.filter(pk__in=[s.pk for s in granted]).update(
+                    state=Step.State.RUNNING, job_id=RESERVED, attempts=F("attempts") + 1, started_at=timezone.now())
+        for s in granted:
+            s.state, s.job_id, s.attempts = Step.State.RUNNING, RESERVED, s.attempts + 1
+        return granted
+
+    def apply(self, s, outcome, updates, events):
+        """Put an outcome on its step (in memory) and queue its event."""
+        now = timezone.now()
+        data = {"step": s.pk, "target": s.target, "action": s.action, "phase": s.phase}
+        fields = {"state", "job_id", "result", "error", "finished_at", "progress", "data"}
+        s.result.update(outcome.result)
+        if outcome.context:
+            self.run.context.update(outcome.context)
+            self.dirty = True
+        level = outcome.level
+        if outcome.kind == "done":
+            s.state, s.finished_at, s.progress = Step.State.SUCCEEDED, now, 100
+        elif outcome.kind == "job":
+            s.state, s.job_id, s.progress = Step.State.RUNNING, outcome.job.id, outcome.job.progress or 0
+            data["job_id"] = outcome.job.id
+        elif outcome.kind == "skipped":
+            s.state, s.finished_at = Step.State.SKIPPED, now
+        elif outcome.kind == "later":
+            tries = int(s.data.get("later", 0)) + 1
+            if tries > MAX_LATER:
+                outcome = Outcome.failed(f"{outcome.message}: still busy after {MAX_LATER} tries")
+                level = "error"
+            else:
+                s.state, s.job_id = Step.State.PENDING, ""
+                s.data.update(later=tries, retry_at=time.time() + outcome.delay)
+                updates.append((s, fields))
+                if tries == 1:
+                    events.append(Event(outcome.message, "info", s, data={**data, "state": s.state}))
+                return
+        if outcome.kind == "failed":
+            s.state, s.finished_at, s.error = Step.State.FAILED, now, outcome.message
+            level = "error"
+        if s.job_id == RESERVED:
+            s.job_id = ""  # a final step's real job id stays for the record; only RUNNING ones count as in flight
+        data["state"] = s.state
+        updates.append((s, fields))
+        events.append(Event(outcome.message, level, s, data=data))
+
+    # -- junctions and the end -----------------------------------------------------------
+    def junction(self, steps):
+        run, eng = self.run, self.eng
+        phase = self.phase_obj(run.phase)
+        failed = [s for s in steps if s.state == Step.State.FAILED]
+        stopping = bool(eng.get("failure")) or run.cancel_requested or eng.get("abort")
+        if failed and not phase.always and not stopping and self.rb.on_error(run) == "wait":
+            run.state = Run.State.WAITING
+            names = ", ".join(s.target for s in failed[:10])
+            msg = (f"Waiting for the operator: {len(failed)} step(s) of '{phase.title}' failed ({names}): "
+                   f"{failed[0].error}. Retry or skip the failed steps, or abort the run.")
+            self.commit(run_fields=["state", "context"], events=[Event(msg, "warning")], release=True, progress=False)
+            return None
+        if failed and not eng.get("failure"):
+            eng["failure"] = failed[0].error
+            eng["failed_targets"] = [s.target for s in failed]
+        stopping = bool(eng.get("failure")) or run.cancel_requested or eng.get("abort")
+        names = [p.name for p in self.rb.phases]
+        rest = self.rb.phases[names.index(run.phase) + 1:]
+        notes = []
+        if stopping:
+            rest = [p for p in rest if p.always]
+            if rest and not eng.get("compensating"):
+                eng["compensating"] = True
+                why = "cancelled" if run.cancel_requested else "aborted" if eng.get("abort") else "a step failed"
+                notes.append(Event(f"Compensation ({why}): " + ", then ".join(p.title for p in rest), "warning"))
+        return self.begin_phase(rest[0] if rest else None, notes)
+
+    def begin_phase(self, phase, notes=()):
+        run = self.run
+        if phase is None:
+            return self.finish(list(notes))
+        plan = self.rb.plan(phase, run)
+        base = (run.steps.order_by("-index").values_list("index", flat=True).first() or 0) + 1
+        comp = bool(self.eng.get("compensating"))
+        new = [Step(run=run, index=base + i, phase=phase.name, action=sp.action, target=sp.target[:255],
+                    target_id=sp.target_id, data=sp.data, compensation=comp) for i, sp in enumerate(plan.steps)]
+        run.phase = phase.name
+        k = [p.name for p in self.rb.phases].index(phase.name) + 1
+        events = list(notes) + [Event(f"Phase {k}/{len(self.rb.phases)}: {phase.title} — {len(new)} steps", "info",
+                                      data={"phase": phase.name, "steps": len(new)})]
+        events += [Event(msg, level) for level, msg in plan.notes]
+        self.commit(run_fields=["phase", "context"], new_steps=new, events=events)
+        return 0
+
+    def finish(self, notes):
+        run, eng = self.run, self.eng
+        if eng.get("abort"):
+            state = Run.State.FAILED
+        elif run.cancel_requested:
+            state = Run.State.CANCELLED
+        elif eng.get("failure"):
+            state = Run.State.FAILED
+        else:
+            state = Run.State.SUCCEEDED
+        run.state, run.finished_at = state, timezone.now()
+        run.message = self.rb.summarize(run, list(run.steps.order_by("index")), state)
+        if eng.get("abort") and eng.get("aborted_by"):
+            run.message = f"Aborted by {eng['aborted_by']}. {run.message}"
+        if state == Run.State.SUCCEEDED:
+            run.progress = 100
+        level = {"succeeded": "success", "cancelled": "warning"}.get(state, "error")
+        self.commit(run_fields=["state", "finished_at", "message", "progress", "context", "phase"],
+                    events=notes + [Event(run.message, level, data={"state": state, "final": True})],
+                    release=True, progress=False)
+        return None

@@ -1,0 +1,93 @@
+"""Fabric pages: every view for every role, what the operator sees, Sync now."""
+import pytest
+from django.urls import reverse
+
+from ops.inventory.sync import sync_connection
+from ops.models import AuditEntry, HostCluster, VirtualMachine, VMHost
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def synced(sim):
+    assert sync_connection(sim.vmm).ok
+    return sim
+
+
+def urls():
+    cluster = HostCluster.objects.first()
+    host = VMHost.objects.first()
+    return [reverse("ops:clusters"), reverse("ops:cluster", args=[cluster.pk]), reverse("ops:host", args=[host.pk]),
+            reverse("ops:vms")]
+
+
+def test_anonymous_is_sent_to_login(client, synced):
+    for url in urls():
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_tenant_gets_403_everywhere(client_for, tenant, synced):
+    c = client_for(tenant)
+    for url in urls():
+        assert c.get(url).status_code == 403, url
+    assert c.post(reverse("ops:sync")).status_code == 403
+
+
+@pytest.mark.parametrize("role", ["operator", "admin"])
+def test_staff_see_clusters_hosts_and_vms(client_for, make_user, synced, role):
+    c = client_for(make_user("u-" + role, role))
+    page = c.get(reverse("ops:clusters")).content.decode()
+    for cluster in HostCluster.objects.all():
+        assert cluster.name in page
+    assert "Standalone hosts" in page
+    host = VMHost.objects.filter(cluster__isnull=False).first()
+    page = c.get(reverse("ops:host", args=[host.pk])).content.decode()
+    for vm in VirtualMachine.objects.filter(host=host):
+        assert vm.name in page
+    vm = VirtualMachine.objects.filter(checkpoint_count__gt=0).first()
+    page = c.get(reverse("ops:vms"), {"q": vm.name}).content.decode()
+    assert vm.name in page and "old" in page
+
+
+def test_vm_filter_rejects_bad_input_clearly(client_for, operator, synced):
+    page = client_for(operator).get(reverse("ops:vms"), {"cluster": "abc"}).content.decode()
+    assert "Enter a whole number" in page
+
+
+def test_maintenance_shows_after_sync(client_for, operator, synced):
+    from ops.fabric import vmm
+    from ops.fabric.session import session_for
+
+    s = session_for(synced.vmm)
+    host = VMHost.objects.filter(cluster__isnull=False).first()
+    vmm.wait_job(s, vmm.disable_host(s, host.name), timeout=20)
+    assert sync_connection(synced.vmm).ok
+    page = client_for(operator).get(reverse("ops:host", args=[host.pk])).content.decode()
+    assert "in maintenance" in page
+
+
+def test_sync_now_queues_a_task_and_audits(client_for, operator, synced, django_capture_on_commit_callbacks):
+    from django_q.brokers import get_broker
+
+    broker = get_broker()
+    broker.purge_queue()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(operator).post(reverse("ops:sync"), {"connection": synced.vmm.pk})
+    assert response.status_code == 302
+    assert AuditEntry.objects.filter(action="inventory.sync", username="olga").exists()
+    assert broker.queue_size() == 1
+    broker.purge_queue()
+    page = client_for(operator).get(reverse("ops:clusters")).content.decode()
+    assert "Sync queued for vmm01" in page
+
+
+def test_sync_now_with_unknown_connection_changes_nothing(client_for, operator, synced):
+    response = client_for(operator).post(reverse("ops:sync"), {"connection": "999"}, follow=True)
+    assert "No such VMM connection" in response.content.decode()
+    assert not AuditEntry.objects.filter(action="inventory.sync").exists()
+
+
+def test_sync_now_ignores_offsite_next(client_for, operator, synced):
+    response = client_for(operator).post(reverse("ops:sync"), {"next": "https://evil.example/"})
+    assert response["Location"] == reverse("ops:clusters")

@@ -1,0 +1,38 @@
+import pytest
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_and_logout(client, make_user):
+    make_user("ursula", "operator", password="correct-horse-9")
+    response = client.post(reverse("login"), {"username": "ursula", "password": "wrong"})
+    assert "didn't match" in response.content.decode()
+    response = client.post(reverse("login"), {"username": "ursula", "password": "correct-horse-9"}, follow=True)
+    assert response.redirect_chain and "ursula" in response.content.decode()
+    response = client.post(reverse("logout"), follow=True)
+    assert "Sign in to Slipway" in response.content.decode()
+
+
+@pytest.mark.parametrize("role,landing,visible,hidden", [
+    ("operator", "ops:runs", ["Runs", "Schedules", "Fabric"], ["Connections"]),
+    ("admin", "ops:connections", ["Connections", "Fabric"], ["Schedules"]),
+    ("tenant", None, [], ["Runs", "Fabric", "Connections"]),
+])
+def test_navigation_per_role(client_for, make_user, role, landing, visible, hidden):
+    c = client_for(make_user("u1", role))
+    response = c.get(reverse("home"))
+    if landing:
+        assert response.status_code == 302 and response["Location"] == reverse(landing)
+        response = c.get(response["Location"])
+    page = response.content.decode()
+    nav = page[page.index('class="mainnav"'):page.index("</nav>")] if 'class="mainnav"' in page else ""
+    for label in visible:
+        assert f">{label}</a>" in nav
+    for label in hidden:
+        assert f">{label}</a>" not in nav
+
+
+def test_user_without_role_is_told_so(client_for, make_user):
+    page = client_for(make_user("nobody")).get(reverse("home")).content.decode()
+    assert "no Slipway role" in page
