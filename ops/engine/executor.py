@@ -408,7 +408,7 @@ class Increment:
                     target_id=sp.target_id, data=sp.data, compensation=comp) for i, sp in enumerate(plan.steps)]
         run.phase = phase.name
         k = [p.name for p in self.rb.phases].index(phase.name) + 1
-        events = list(notes) + [Event(f"Phase {k}/{len(self.rb.phases)}: {phase.title} — {len(new)} steps", "info",
+        events = list(notes) + [Event(f"Phase {k}/{len(self.rb.phases)}: {phase.title} — {len(new)} step{'' if len(new) == 1 else 's'}", "info",
                                       data={"phase": phase.name, "steps": len(new)})]
         events += [Event(msg, level) for level, msg in plan.notes]
         self.commit(run_fields=["phase", "context"], new_steps=new, events=events)

@@ -83,12 +83,17 @@ def parse_date(value) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
-def enum_text(value) -> str:
-    """An enum arrives as its name (string) or as its integer with a name elsewhere."""
+def enum_text(value, names: dict[int, str] | None = None) -> str:
+    """An enum arrives as its name (PowerShell 7, or a string property) or, from
+    Windows PowerShell 5.1's ConvertTo-Json, as its integer value."""
     if value is None:
         return ""
-    if isinstance(value, dict):  # ConvertTo-Json of an enum object at depth
-        return str(value.get("Value") or value.get("value__") or "")
+    if isinstance(value, dict):  # an enum object serialized at depth
+        value = value.get("value__", value.get("Value", ""))
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int) and names:
+        return names.get(value, str(value))
     return str(value)
 
 

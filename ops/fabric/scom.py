@@ -23,6 +23,12 @@ START_SCRIPT = (
 )
 
 
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).isoformat()
+
+
 def _instance_pipe(name: str):
     return [cmd("Get-SCOMClassInstance", Name=name)]
 
@@ -50,7 +56,8 @@ def start_maintenance(s: FabricSession, instance_name: str, end_time: dt.datetim
     if not parse_json_output(found.output):
         raise errors.NotFound(s.settings.name, f"no monitored object is named {instance_name}",
                               cmdlet="Start-SCOMMaintenanceMode", target=instance_name, kind=s.settings.kind)
-    s.run([[script(START_SCRIPT, Name=instance_name, EndTime=end_time, Reason=reason, Comment=comment)]],
+    # pypsrp 0.9 cannot serialize a datetime; PowerShell converts an ISO 8601 string to DateTime on binding
+    s.run([[script(START_SCRIPT, Name=instance_name, EndTime=_iso(end_time), Reason=reason, Comment=comment)]],
           cmdlet="Start-SCOMMaintenanceMode", target=instance_name)
 
 
@@ -59,7 +66,7 @@ def stop_maintenance(s: FabricSession, instance_name: str) -> bool:
     if get_maintenance(s, instance_name) is None:
         return False
     now = dt.datetime.now(dt.timezone.utc)
-    s.run([_instance_pipe(instance_name) + [cmd("Get-SCOMMaintenanceMode"), cmd("Set-SCOMMaintenanceMode", EndTime=now),
+    s.run([_instance_pipe(instance_name) + [cmd("Get-SCOMMaintenanceMode"), cmd("Set-SCOMMaintenanceMode", EndTime=_iso(now)),
                                             cmd("Out-Null")]],
           cmdlet="Set-SCOMMaintenanceMode", target=instance_name)
     return True

@@ -20,8 +20,18 @@ VM_FIELDS = ("ID", "Name", "Status", "HostName", "Cloud", "IsHighlyAvailable", "
 HOST_FIELDS = ("ID", "Name", "HostCluster", "OverallState", "CommunicationState", "MaintenanceHost",
                "TotalMemory", "AvailableMemory")
 CHECKPOINT_FIELDS = ("ID", "Name", "Description", "AddedTime", "VM", "VMId")
-JOB_FIELDS = ("ID", "Name", "Status", "ProgressValue", "ErrorInfo", "ResultName")
+JOB_FIELDS = ("ID", "Name", "StatusString", "ProgressValue", "ErrorInfo", "ResultName")
 JOB_VARIABLE = "SlipwayJob"
+
+# Integer values of VMM's enums, as Windows PowerShell 5.1's ConvertTo-Json writes them.
+VM_STATES = {0: "Running", 1: "PowerOff", 2: "PoweringOff", 3: "Saved", 4: "Saving", 5: "Restoring", 6: "Paused",
+             10: "DiscardSavedState", 11: "Starting", 12: "MergingDrives", 13: "Deleting", 80: "DiscardingDrives",
+             81: "Pausing", 100: "UnderCreation", 101: "CreationFailed", 102: "Stored", 106: "UnderUpdate",
+             107: "UpdateFailed", 200: "UnderMigration", 201: "MigrationFailed", 210: "CreatingCheckpoint",
+             211: "DeletingCheckpoint", 212: "RecoveringCheckpoint", 213: "CheckpointFailed", 220: "Missing",
+             221: "HostNotResponding", 222: "Unsupported"}
+HOST_OVERALL_STATES = {0: "OK", 1: "NeedsAttention"}
+COMMUNICATION_STATES = {0: "Unknown", 1: "Responding", 2: "NotResponding", 3: "AccessDenied"}
 
 
 def _ref_name(value) -> str:
@@ -49,7 +59,7 @@ def _vm(d: dict) -> VMInfo:
     return VMInfo(
         id=_str(d.get("ID")),
         name=_str(d.get("Name")),
-        status=enum_text(d.get("Status")),
+        status=enum_text(d.get("Status"), VM_STATES),
         host_name=_ref_name(d.get("HostName")),
         cloud_name=_ref_name(d.get("Cloud")),
         is_highly_available=bool(d.get("IsHighlyAvailable")),
@@ -85,7 +95,7 @@ def _job(d: dict) -> JobInfo:
     return JobInfo(
         id=_str(d.get("ID")),
         name=_str(d.get("Name")),
-        status=enum_text(d.get("Status")),
+        status=str(d.get("StatusString") or ""),
         progress=int(d.get("ProgressValue") or 0),
         error=error,
         target=_str(d.get("ResultName")),
@@ -116,8 +126,8 @@ def list_hosts(s: FabricSession) -> list[HostInfo]:
             id=_str(r.get("ID")),
             name=_str(r.get("Name")),
             cluster_name=_ref_name(r.get("HostCluster")),
-            overall_state=enum_text(r.get("OverallState")),
-            communication_state=enum_text(r.get("CommunicationState")),
+            overall_state=enum_text(r.get("OverallState"), HOST_OVERALL_STATES),
+            communication_state=enum_text(r.get("CommunicationState"), COMMUNICATION_STATES),
             in_maintenance=bool(r.get("MaintenanceHost")),
             total_memory_mb=int(r.get("TotalMemory") or 0) // (1024 * 1024),
             available_memory_mb=int(r.get("AvailableMemory") or 0),

@@ -124,6 +124,7 @@ class Runbook:
     job_actions: set[str] = set()
     param_names: tuple[str, ...] = ()
     default_on_error = "compensate"
+    done_messages: dict[str, str] = {}  # action -> message when its VMM job completed ({target}, {job})
 
     # -- parameters ----------------------------------------------------------------
     def prepare(self, raw: dict, check_fabric: bool = True) -> Prepared:
@@ -158,7 +159,8 @@ class Runbook:
 
     def job_finished(self, ctx: StepContext, job) -> Outcome:
         if job.succeeded:
-            return Outcome.done(f"{job.name or ctx.action} on {ctx.target} completed", {"job_id": job.id})
+            template = self.done_messages.get(ctx.action, "{job} on {target} completed")
+            return Outcome.done(template.format(job=job.name or ctx.action, target=ctx.target), {"job_id": job.id})
         cmdlet = ctx.data.get("cmdlet") or job.name or ctx.action
         error = job.error or f"job {job.status.lower()}"
         return Outcome.failed(f"VMM server {ctx.connection.name}: {cmdlet} on {ctx.target} failed: {error}", {"job_id": job.id})

@@ -38,6 +38,8 @@ class BatchCheckpoint(Runbook):
         Phase("maintenance-off", "SCOM maintenance mode off", always=True),
     ]
     job_actions = {"stop-vm", "new-checkpoint", "start-vm"}
+    done_messages = {"stop-vm": "{target} stopped", "new-checkpoint": "{target} checkpointed",
+                     "start-vm": "{target} running again"}
     param_names = ("batch", "property", "cloud", "shutdown", "maintenance_reason", "maintenance_minutes",
                    "checkpoint_name", "connection", "scom", "on_error")
 

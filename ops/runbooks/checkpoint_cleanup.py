@@ -39,6 +39,7 @@ class CheckpointCleanup(Runbook):
     description = "Remove (merge) old checkpoints of the VMs in a cloud, or everywhere."
     phases = [Phase("discover", "Find the checkpoints to remove"), Phase("remove", "Remove checkpoints")]
     job_actions = {"remove-checkpoint"}
+    done_messages = {"remove-checkpoint": "Removed checkpoint {target}"}
     param_names = ("cloud", "older_than_days", "keep_newest", "dry_run", "connection", "on_error")
     default_on_error = "continue"
 

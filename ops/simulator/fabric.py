@@ -164,6 +164,7 @@ class Fabric:
         self.faults = None   # set by the engine (faults.FaultSet)
         self._by_name: dict[str, dict] = {}
         self._vms_by_host: dict[uuid.UUID, set] | None = None
+        self._cps_by_vm: dict[uuid.UUID, list] | None = None
         self.refs: dict = {}  # entity id -> cached reference SimObject (objects.py)
 
     # ---- time ----------------------------------------------------------------------------
@@ -178,6 +179,8 @@ class Fabric:
         getattr(self, table)[obj.id] = obj
         if table == "vms":
             self._vms_by_host = None
+        elif table == "checkpoints":
+            self._cps_by_vm = None
         return obj
 
     def invalidate(self):
@@ -207,7 +210,23 @@ class Fabric:
         return host.memory_mb - self.used_mb(host)
 
     def checkpoints_of(self, vm_id) -> list[Checkpoint]:
-        return sorted((c for c in self.checkpoints.values() if c.vm_id == vm_id), key=lambda c: c.added)
+        if self._cps_by_vm is None:
+            idx: dict = {}
+            for c in self.checkpoints.values():
+                idx.setdefault(c.vm_id, []).append(c)
+            for lst in idx.values():
+                lst.sort(key=lambda c: c.added)
+            self._cps_by_vm = idx
+        return list(self._cps_by_vm.get(vm_id, ()))
+
+    def add_checkpoint(self, cp: Checkpoint) -> None:
+        self.checkpoints[cp.id] = cp
+        self._cps_by_vm = None
+
+    def remove_checkpoint(self, cp_id) -> None:
+        self.checkpoints.pop(cp_id, None)
+        self.refs.pop(("checkpoint", cp_id), None)
+        self._cps_by_vm = None
 
     def host_matches(self, host: Host, name: str) -> bool:
         n = name.lower()

@@ -192,7 +192,7 @@ def new_checkpoint(f, vm, owner, name=None, description="", cmdlet="New-SCVMChec
     def done():
         cp = Checkpoint(cp_id, vm.id, name, description or "", utcnow(), vm.current_checkpoint, vm.status)
         cp.most_recent_job = box[0].id
-        f.checkpoints[cp.id] = cp
+        f.add_checkpoint(cp)
         vm.current_checkpoint = cp.id
         vm.transient = None
     box = []
@@ -234,8 +234,7 @@ def remove_checkpoint(f, cp, owner, cmdlet="Remove-SCVMCheckpoint"):
         for other in f.checkpoints.values():
             if other.parent_id == cp.id:
                 other.parent_id = cp.parent_id
-        f.checkpoints.pop(cp.id, None)
-        f.refs.pop(("checkpoint", cp.id), None)
+        f.remove_checkpoint(cp.id)
         if vm.current_checkpoint == cp.id:
             vm.current_checkpoint = cp.parent_id
         if vm.last_restored == cp.id:

@@ -144,7 +144,11 @@ def to_json_value(v, level: int, depth: int):
     if isinstance(v, SimObject):
         if level > depth:
             return v.to_string
-        return {k: to_json_value(x, level + 1, depth) for k, x in v.properties.items()}
+        out = {}
+        for k, x in v.properties.items():
+            tx = type(x)
+            out[k] = x if (x is None or tx is str or tx is int or tx is bool) else to_json_value(x, level + 1, depth)
+        return out
     if isinstance(v, dict):
         if level > depth:
             return "System.Collections.Hashtable"

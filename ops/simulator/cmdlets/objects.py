@@ -14,6 +14,7 @@ compare enum *names* (``str(value)``) or use ``StatusString``.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import uuid
 
 from ..contract import SimEnum, SimObject
@@ -119,6 +120,7 @@ def vm_obj(f, vm) -> SimObject:
     return _obj(T_VM, props, vm.name, ("vm", vm.id))
 
 
+@functools.lru_cache(maxsize=None)
 def _words(state: str) -> str:
     out = []
     for i, ch in enumerate(state):

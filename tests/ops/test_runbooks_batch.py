@@ -1,0 +1,156 @@
+"""The batch checkpoint runbook against the simulated fabric (real pypsrp client)."""
+import pytest
+
+from ops.models import Run, Step
+from ops.services.runs import start_run
+
+from ._engine_support import batch_vms, driver, events  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_batch_checkpoints_every_vm_and_restores_power_states(sim, operator, driver):
+    before = batch_vms(sim, 3)
+    run = start_run(operator, "batch-checkpoint", {"batch": "3"})
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    after = batch_vms(sim, 3)
+    for name, vm in before.items():
+        new = [c for c in after[name]["checkpoints"] if c not in vm["checkpoints"]]
+        assert len(new) == 1, (name, after[name]["checkpoints"])
+        assert after[name]["status"] == vm["status"], name  # running ones running again, off ones still off
+    assert sim.state()["scom_maintenance"] == []
+    assert run.progress == 100
+    seqs = list(run.events.values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert f"checkpointed {len(before)} of {len(before)} VMs" in run.message
+
+
+
+def test_fault_on_one_checkpoint_compensates_and_names_the_vm(sim, operator, driver):
+    before = batch_vms(sim, 3)
+    sim.control({"op": "fault", "cmdlet": "New-SCVMCheckpoint", "target": "test05",
+                 "message": "The disk of test05 is full."})
+    run = start_run(operator, "batch-checkpoint", {"batch": "3"})
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.FAILED
+    assert "New-SCVMCheckpoint on test05 failed: The disk of test05 is full." in run.message
+    assert "VMM server vmm01" in run.message
+    assert "no new checkpoint: test05" in run.message  # what was not done
+    assert f"checkpointed {len(before) - 1} of {len(before)} VMs" in run.message  # what was done
+    after = batch_vms(sim, 3)
+    for name, vm in before.items():
+        new = [c for c in after[name]["checkpoints"] if c not in vm["checkpoints"]]
+        assert len(new) == (0 if name == "test05" else 1), name
+        assert after[name]["status"] == vm["status"], name  # every stopped VM started again
+    assert sim.state()["scom_maintenance"] == []
+    assert any("test05" in m and "failed" in m for m in events(run))
+
+
+def test_without_scom_maintenance_is_skipped_with_a_warning(sim, operator, driver):
+    sim.scom.enabled = False
+    sim.scom.save()
+    run = start_run(operator, "batch-checkpoint", {"batch": "1"})
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    warnings = list(run.events.filter(level="warning").values_list("message", flat=True))
+    assert any("No SCOM connection is configured" in w for w in warnings)
+    assert not run.steps.filter(action__startswith="maintenance").exists()
+
+
+def test_cancel_mid_run_runs_the_compensation(sim, operator, driver):
+    from ops.services.runs import cancel_run
+
+    before = batch_vms(sim, 3)
+    sim.control({"op": "time_scale", "value": 0.05})
+    run = start_run(operator, "batch-checkpoint", {"batch": "3"})
+    driver.drive(until=lambda: run.steps.filter(action="new-checkpoint", state="succeeded").exists())
+    cancel_run(operator, run)
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.CANCELLED, run.message
+    assert run.steps.filter(action="new-checkpoint", state="cancelled").exists()
+    after = batch_vms(sim, 3)
+    for name, vm in before.items():
+        assert after[name]["status"] == vm["status"], name
+    assert sim.state()["scom_maintenance"] == []
+    assert any(m.startswith("Compensation (cancelled)") for m in events(run))
+    assert run.message.startswith("Batch 3 cancelled")
+
+
+def test_on_error_wait_lets_the_operator_retry(sim, operator, driver):
+    from ops.services.runs import retry_step
+
+    sim.control({"op": "fault", "cmdlet": "New-SCVMCheckpoint", "target": "sql02", "times": 1})
+    run = start_run(operator, "batch-checkpoint", {"batch": "3", "on_error": "wait"})
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.WAITING
+    assert "Waiting for the operator" in events(run)[-1]
+    assert batch_vms(sim, 3)["sql01"]["status"] == "PowerOff"  # still in the window, VMs stay stopped
+    failed = run.steps.get(state=Step.State.FAILED)
+    assert failed.target == "sql02"
+    retry_step(operator, failed)
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert all(len(vm["checkpoints"]) >= 1 for vm in batch_vms(sim, 3).values())
+
+
+def test_on_error_wait_then_abort_compensates_and_fails(sim, operator, driver):
+    from ops.services.runs import abort_run
+
+    before = batch_vms(sim, 3)
+    sim.control({"op": "fault", "cmdlet": "New-SCVMCheckpoint", "target": "sql02"})
+    run = start_run(operator, "batch-checkpoint", {"batch": "3", "on_error": "wait"})
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.WAITING
+    abort_run(operator, run)
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.FAILED
+    assert run.message.startswith("Aborted by olga")
+    assert {n: v["status"] for n, v in batch_vms(sim, 3).items()} == {n: v["status"] for n, v in before.items()}
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"batch": "99"}, "no such batch"),
+    ({"batch": "3", "cloud": "Platinum"}, "no cloud named 'Platinum'"),
+    ({"batch": "3", "shutdown": "pull-the-plug"}, "shutdown must be one of"),
+    ({"batch": "3", "maintenance_minutes": "-5"}, "maintenance_minutes must be at least 1"),
+    ({"batch": "3", "checkpoint_name": "{nope}"}, "checkpoint_name"),
+    ({"bacth": "3"}, "unknown parameter 'bacth'"),
+    ({}, "batch is required"),
+])
+def test_bad_parameters_are_refused_before_anything_runs(sim, operator, driver, params, message):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as exc:
+        start_run(operator, "batch-checkpoint", params)
+    assert message in " ".join(exc.value.messages)
+    assert not Run.objects.exists()
+    assert not driver.queue
+    assert not [j for j in sim.state()["jobs"]]
+
+
+def test_two_runs_over_the_same_vms_never_overlap(sim, operator, driver):
+    from ops.services.runs import RunConflict
+
+    first = start_run(operator, "batch-checkpoint", {"batch": "3"})
+    with pytest.raises(RunConflict, match=f"run {first.pk}"):
+        start_run(operator, "batch-checkpoint", {"batch": "3", "cloud": "Dev"})
+    assert Run.objects.count() == 1
+    start_run(operator, "batch-checkpoint", {"batch": "2"})  # other VMs: fine
+
+
+def test_only_operators_start_runbooks(sim, tenant, admin_user, driver):
+    from django.core.exceptions import PermissionDenied
+
+    for user in (tenant, admin_user):
+        with pytest.raises(PermissionDenied):
+            start_run(user, "batch-checkpoint", {"batch": "3"})
+    assert not Run.objects.exists()
