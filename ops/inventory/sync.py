@@ -25,16 +25,35 @@ def _uuid(value: str) -> uuid.UUID:
 
 
 def _upsert(model, connection, rows: list, fields: list[str]) -> dict[uuid.UUID, int]:
-    """Upsert ``rows`` (unsaved instances) by (connection, vmm_id); delete the rest. Returns vmm_id -> pk."""
-    if rows:
-        model.objects.bulk_create(rows, batch_size=BATCH, update_conflicts=True,
+    """Write ``rows`` (unsaved instances) by (connection, vmm_id): only new and changed rows are
+    written; rows the server no longer has are deleted. Returns vmm_id -> pk of every kept row.
+
+    ``synced_at`` on a row means "last changed by a sync"; when the inventory
+    was last read is the connection's newest SyncRecord.
+    """
+    compared = [f for f in fields if f != "synced_at"]
+    columns = [model._meta.get_field(f).attname for f in compared]
+    existing = {}
+    for values in model.objects.filter(connection=connection).values_list("vmm_id", "pk", *columns):
+        existing[values[0]] = (values[1], tuple(values[2:]))
+    changed = []
+    for row in rows:
+        current = existing.get(row.vmm_id)
+        if current is None or current[1] != tuple(getattr(row, c) for c in columns):
+            changed.append(row)
+    if changed:
+        model.objects.bulk_create(changed, batch_size=BATCH, update_conflicts=True,
                                   unique_fields=["connection", "vmm_id"], update_fields=fields)
     keep = {row.vmm_id for row in rows}
-    existing = dict(model.objects.filter(connection=connection).values_list("vmm_id", "pk"))
-    gone = [pk for vmm_id, pk in existing.items() if vmm_id not in keep]
+    gone = [pk for vmm_id, (pk, _) in existing.items() if vmm_id not in keep]
     for i in range(0, len(gone), BATCH):
         model.objects.filter(pk__in=gone[i:i + BATCH]).delete()
-    return {vmm_id: pk for vmm_id, pk in existing.items() if vmm_id in keep}
+    ids = {vmm_id: pk for vmm_id, (pk, _) in existing.items() if vmm_id in keep}
+    new = [row.vmm_id for row in changed if row.vmm_id not in ids]
+    if new:
+        for i in range(0, len(new), BATCH):
+            ids.update(model.objects.filter(connection=connection, vmm_id__in=new[i:i + BATCH]).values_list("vmm_id", "pk"))
+    return ids
 
 
 def fetch(connection: ServerConnection) -> dict:
@@ -89,7 +108,6 @@ def store(connection: ServerConnection, data: dict) -> dict:
         ))
     vm_ids = _upsert(VirtualMachine, c, vm_rows, ["name", "status", "host", "cloud", "is_highly_available", "memory_mb",
                                                   "owner", "custom", "checkpoint_count", "oldest_checkpoint_at", "synced_at"])
-    Checkpoint.objects.filter(vm__connection=c).delete()
     cp_rows = []
     vm_pk_by_name = {v.name.lower(): vm_ids.get(_uuid(v.id)) for v in data["vms"]}
     vm_pk_by_id = {v.id.lower(): vm_ids.get(_uuid(v.id)) for v in data["vms"]}
@@ -99,12 +117,32 @@ def store(connection: ServerConnection, data: dict) -> dict:
         if vm_pk:
             cp_rows.append(Checkpoint(vm_id=vm_pk, vmm_id=_uuid(cp.id), name=cp.name, description=cp.description,
                                       added_at=cp.added_at))
-    Checkpoint.objects.bulk_create(cp_rows, batch_size=BATCH)
+    _store_checkpoints(c, cp_rows)
     _upsert(UserRole, c, [UserRole(connection=c, vmm_id=_uuid(r.id), name=r.name, profile=r.profile,
                                    permissions=r.permissions, synced_at=now) for r in data["user_roles"]],
             ["name", "profile", "permissions", "synced_at"])
     return {"clouds": len(data["clouds"]), "clusters": len(data["clusters"]), "hosts": len(data["hosts"]),
             "vms": len(vm_rows), "checkpoints": len(cp_rows), "user_roles": len(data["user_roles"])}
+
+
+def _store_checkpoints(connection, rows: list) -> None:
+    existing = {(vm_id, vmm_id): (pk, (name, description, added_at)) for pk, vm_id, vmm_id, name, description, added_at in
+                Checkpoint.objects.filter(vm__connection=connection)
+                .values_list("pk", "vm_id", "vmm_id", "name", "description", "added_at")}
+    keep, stale, new = set(), [], []
+    for row in rows:
+        key = (row.vm_id, row.vmm_id)
+        keep.add(key)
+        current = existing.get(key)
+        if current is None:
+            new.append(row)
+        elif current[1] != (row.name, row.description, row.added_at):
+            stale.append(current[0])
+            new.append(row)
+    stale += [pk for key, (pk, _) in existing.items() if key not in keep]
+    for i in range(0, len(stale), BATCH):
+        Checkpoint.objects.filter(pk__in=stale[i:i + BATCH]).delete()
+    Checkpoint.objects.bulk_create(new, batch_size=BATCH)
 
 
 def sync_connection(connection: ServerConnection, requested_by: str = "") -> SyncRecord:

@@ -65,7 +65,8 @@ def cluster_detail(request, pk):
 def host_detail(request, pk):
     host = get_object_or_404(VMHost.objects.visible_to(request.user).select_related("cluster", "connection"), pk=pk)
     vms = VirtualMachine.objects.visible_to(request.user).filter(host=host).select_related("cloud")
-    return render(request, "ops/fabric/host.html", {"nav": "fabric", "host": host, "vms": vms})
+    last_sync = SyncRecord.objects.filter(connection=host.connection, ok=True).order_by("-started_at").first()
+    return render(request, "ops/fabric/host.html", {"nav": "fabric", "host": host, "vms": vms, "last_sync": last_sync})
 
 
 @staff_required

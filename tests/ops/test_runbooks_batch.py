@@ -61,11 +61,13 @@ def test_without_scom_maintenance_is_skipped_with_a_warning(sim, operator, drive
     assert not run.steps.filter(action__startswith="maintenance").exists()
 
 
-def test_cancel_mid_run_runs_the_compensation(sim, operator, driver):
+def test_cancel_mid_run_runs_the_compensation(sim, operator, driver, settings):
     from ops.services.runs import cancel_run
 
     before = batch_vms(sim, 3)
-    sim.control({"op": "time_scale", "value": 0.05})
+    sim.vmm.max_concurrent_jobs = 2  # a longer checkpoint phase to cancel in
+    sim.vmm.save()
+    settings.SLIPWAY_ENGINE_SLICE_SECONDS = 0.05
     run = start_run(operator, "batch-checkpoint", {"batch": "3"})
     driver.drive(until=lambda: run.steps.filter(action="new-checkpoint", state="succeeded").exists())
     cancel_run(operator, run)

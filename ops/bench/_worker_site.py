@@ -1,0 +1,115 @@
+"""A throw-away Slipway site for benches and worker tests: a temporary SQLite
+database (migrated), a simulator in this process, connection rows pointing at
+it, an operator, and real ``manage.py qcluster`` processes (each in its own
+process group, so it can be killed whole, like a crashed machine).
+
+Nothing here touches the database the calling process is configured with:
+everything that writes runs in child processes with ``SQLITE_PATH`` set; the
+parent only reads the file with ``sqlite3``.
+"""
+import json
+import os
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+SETUP = """
+import json, sys
+from django.contrib.auth import get_user_model
+from ops.models import ServerConnection
+from portal import roles
+cfg = json.loads(sys.argv[-1]) if False else json.loads(%r)
+for name, kind in (("vmm01", "vmm"), ("scom01", "scom")):
+    c = ServerConnection(name=name, kind=kind, host=cfg["host"], port=cfg["port"], use_https=False, auth="basic",
+                         cert_validation=False, username=cfg["username"], operation_timeout=30,
+                         max_concurrent_jobs=cfg["bound"])
+    c.set_password(cfg["password"])
+    c.save()
+u = get_user_model().objects.create_user("bench-operator", password=None)
+roles.grant(u, "operator")
+"""
+
+
+class WorkerSite:
+    def __init__(self, engine, server, *, bound=8, workers=2, lease_seconds=30, keep=False):
+        self.engine, self.server = engine, server
+        self.tmp = tempfile.mkdtemp(prefix="slipway-site-")
+        self.db = os.path.join(self.tmp, "slipway.sqlite3")
+        self.keep = keep
+        self.clusters = []
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+            "SQLITE_PATH": self.db, "SLIPWAY_DATA_DIR": self.tmp, "SLIPWAY_WORKERS": str(workers),
+            "SLIPWAY_LEASE_SECONDS": str(lease_seconds), "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(40), "PYTHONUNBUFFERED": "1",
+        }
+        self.manage(["migrate", "--noinput"])
+        cfg = {"host": server.host, "port": server.port, "username": server.username, "password": server.password,
+               "bound": bound}
+        self.manage(["shell", "-c", SETUP % json.dumps(cfg)])
+
+    def manage(self, args, check=True, timeout=300):
+        proc = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=self.env, cwd=BASE_DIR,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"manage.py {args[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        return proc
+
+    def start_run(self, kind, **params):
+        args = ["runbook", "start", kind, *(f"{k}={v}" for k, v in params.items()), "--user", "bench-operator"]
+        out = self.manage(args).stdout
+        return int(out.split()[1])  # "run 5 queued: ..."
+
+    def start_cluster(self):
+        log = open(os.path.join(self.tmp, f"qcluster-{len(self.clusters)}.log"), "w")
+        proc = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "qcluster"], env=self.env, cwd=BASE_DIR,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.clusters.append(proc)
+        return proc
+
+    def kill_cluster(self, proc, sig=signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def query(self, sql, *args):
+        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+
+    def run_row(self, run_id):
+        rows = self.query("select state, message, created_at, started_at, finished_at from ops_run where id = ?", run_id)
+        return dict(zip(("state", "message", "created_at", "started_at", "finished_at"), rows[0]))
+
+    def wait_for(self, predicate, timeout, interval=0.1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError("condition not met in time")
+
+    def wait_final(self, run_id, timeout):
+        return self.wait_for(lambda: (r := self.run_row(run_id))["state"] in ("succeeded", "failed", "cancelled") and r,
+                             timeout)
+
+    def close(self):
+        for proc in self.clusters:
+            if proc.poll() is None:
+                self.kill_cluster(proc, signal.SIGTERM if proc.poll() is None else signal.SIGKILL)
+        if not self.keep:
+            import shutil  # noqa: PLC0415
+
+            shutil.rmtree(self.tmp, ignore_errors=True)
