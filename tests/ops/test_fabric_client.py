@@ -202,3 +202,23 @@ def test_sessions_are_shared_by_threads(sim):
     [t.start() for t in threads]
     [t.join(30) for t in threads]
     assert not failures and results == [3] * 30
+
+
+def test_https_with_a_self_signed_certificate(sim, db):
+    from ops.models import ServerConnection
+    from ops.simulator.server import start_simulator
+
+    server = start_simulator(sim.engine, port=0, username="slipway", password="tls-pass-1", https=True)
+    try:
+        conn = ServerConnection(name="vmm-tls", kind="vmm", host=server.host, port=server.port, use_https=True,
+                                auth="basic", cert_validation=False, username="slipway")
+        conn.set_password("tls-pass-1")
+        conn.save()
+        assert len(vmm.list_clouds(session_for(conn))) == 3
+        conn.cert_validation = True
+        conn.save()
+        with pytest.raises(errors.FabricUnreachable) as info:
+            vmm.list_clouds(session_for(conn))
+        assert "vmm-tls" in str(info.value)
+    finally:
+        server.stop()
