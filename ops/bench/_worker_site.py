@@ -108,7 +108,11 @@ class WorkerSite:
     def close(self):
         for proc in self.clusters:
             if proc.poll() is None:
-                self.kill_cluster(proc, signal.SIGTERM if proc.poll() is None else signal.SIGKILL)
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(timeout=8)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    self.kill_cluster(proc)
         if not self.keep:
             import shutil  # noqa: PLC0415
 

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,6 +91,11 @@ def _env(config: str, tmp: Path, pg_url: str | None) -> dict:
     if config == "redis":
         env["REDIS_URL"] = os.environ["REDIS_URL"]
         env["SLIPWAY_REDIS_PREFIX"] = f"slipway-bench-{secrets.token_hex(4)}"
+        from django.conf import settings  # noqa: PLC0415
+
+        hosts = [h for c in settings.CHANNEL_LAYERS.values() for h in c.get("CONFIG", {}).get("hosts", [])]
+        if not hosts or any(isinstance(h, str) for h in hosts):  # see _redis_settings.py
+            env["DJANGO_SETTINGS_MODULE"] = "ops.bench._redis_settings"
         if pg_url:
             env["DATABASE_URL"] = pg_url
     return env
@@ -204,16 +210,21 @@ def _measure_config(config: str, options) -> dict:
         from ops.simproc import free_port, wait_for_port
 
         port = free_port()
+        log = open(tmp / "daphne.log", "wb")  # noqa: SIM115 - closed with the process
         daphne = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
-                                  cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append(daphne)
         wait_for_port("127.0.0.1", port, 60, daphne)
         writer = subprocess.Popen([sys.executable, "-c", "from ops.bench.events import _writer; _writer()"], cwd=BASE_DIR,
                                   env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         procs.append(writer)
         hello = json.loads(writer.stdout.readline())
-        result = asyncio.run(_measure(port, hello["run"], hello["session"], writer, options["watchers"],
-                                      options["events"], options["interval"]))
+        try:
+            result = asyncio.run(_measure(port, hello["run"], hello["session"], writer, options["watchers"],
+                                          options["events"], options["interval"]))
+        except Exception as exc:
+            tail = (tmp / "daphne.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{config}: {exc}\n--- daphne log (tail) ---\n{tail}") from exc
         result["database"] = "postgresql" if pg_url else "sqlite"
         result["channel_layer"] = "redis" if config == "redis" else "in-memory"
         return result
@@ -226,9 +237,7 @@ def _measure_config(config: str, options) -> dict:
                 except subprocess.TimeoutExpired:
                     p.kill()
         drop_pg()
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(options) -> dict:

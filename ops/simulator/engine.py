@@ -11,7 +11,8 @@ all input at once). Scripts (``is_script``) are parsed completely by ``language.
 first; their statements run in the session, so ``$vm = ...`` persists in it.
 
 ``control(dict)`` ops: ``fault`` (cmdlet, target, mode fail|hang, message, times, code),
-``clear_faults``, ``faults``, ``server_down`` (value), ``time_scale`` (value), ``state``,
+``clear_faults`` (also cancels hung jobs: Status Canceled, changes undone, locks
+released), ``faults``, ``server_down`` (value), ``time_scale`` (value), ``state``,
 ``save`` (optional path), ``reset`` (rebuild the scenario). Each returns a dict with
 ``ok``.
 """
@@ -167,7 +168,9 @@ class SimEngine:
                 return {"ok": True, "fault": fault.to_dict()}
             if op == "clear_faults":
                 f.faults.clear()
-                return {"ok": True}
+                with f.lock:
+                    canceled = f.jobs.cancel_hung()
+                return {"ok": True, "canceled_hung_jobs": canceled}
             if op == "faults":
                 return {"ok": True, "faults": f.faults.to_list()}
             if op == "server_down":

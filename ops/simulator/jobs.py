@@ -134,9 +134,6 @@ class JobTable:
         if not pending:
             return
         # apply due steps in time order across jobs
-        events = []
-        for job in pending:
-            events.append((self._next_due(job), job))
         while True:
             due = [(t, j) for t, j in ((self._next_due(j), j) for j in pending if not j.done) if t is not None and t <= now]
             if not due:
@@ -191,11 +188,18 @@ class JobTable:
         if nxt.begin:
             nxt.begin()
 
+    def cancel_hung(self) -> int:
+        """End every hung job as Canceled (its changes undone, its locks released)."""
+        hung = [j for j in self.running() if j.hang]
+        for job in hung:
+            self._finish(job, self.clock(), CANCELED, 0, "The job was canceled.")
+        return len(hung)
+
     def _finish(self, job: Job, end_mono: float, status: str, code: int, problem: str, recommended: str = ""):
         job.status = status
         job.error_code = code
         job.problem = problem
-        if status == FAILED:
+        if status in (FAILED, CANCELED):
             job.recommended = recommended or "Resolve the issue and then try the operation again."
             if job.on_fail:
                 job.on_fail()

@@ -273,6 +273,11 @@ def test_fault_hang_async_and_sync(eng, s):
     started = time.monotonic()
     e = raises(pipe, s, ("Get-SCVirtualMachine", [("Name", "st2")]), ("Start-SCVirtualMachine", []), out=out)
     assert e.error_id == "PipelineStopped" and time.monotonic() - started >= 0.09
+    assert eng.control({"op": "clear_faults"})["canceled_hung_jobs"] == 2
+    job = pipe(s, ("Get-SCJob", [("ID", h.get("MostRecentTaskID"))])).outputs[0]
+    assert str(job.get("Status")) == "Canceled"
+    drain = pipe(s, ("Get-SCVMHost", [("ComputerName", "n1")]), ("Disable-SCVMHost", [("MoveWithinCluster", None)]))
+    assert drain.outputs[0].get("MaintenanceHost") is True       # the host is no longer locked
 
 
 def test_fault_on_get_cmdlet_and_clear(eng, s):
@@ -345,11 +350,11 @@ def test_10k_vm_listing_is_fast():
     fields = ["ID", "Name", "Status", "HostName", "Cloud", "IsHighlyAvailable", "Memory", "Custom1", "Owner",
               "VMCheckpoints"]
     best = 9.0
-    for _ in range(3):
-        started = time.perf_counter()
+    for _ in range(3):   # CPU time of this process, so parallel test workers do not skew it
+        started = time.process_time()
         out = pipe(s, ("Get-SCVirtualMachine", [("All", None)]), ("Select-Object", [("Property", fields)]),
                    ("ConvertTo-Json", [("Compress", None)]))
-        best = min(best, time.perf_counter() - started)
+        best = min(best, time.process_time() - started)
     assert len(json.loads(out.outputs[0])) == 10000
     assert best < 0.5, best
 

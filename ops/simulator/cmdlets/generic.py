@@ -147,7 +147,7 @@ def to_json_value(v, level: int, depth: int):
         out = {}
         for k, x in v.properties.items():
             tx = type(x)
-            out[k] = x if (x is None or tx is str or tx is int or tx is bool) else to_json_value(x, level + 1, depth)
+            out[k] = x if tx in _LEAF else to_json_value(x, level + 1, depth)
         return out
     if isinstance(v, dict):
         if level > depth:
@@ -162,13 +162,27 @@ def to_json_value(v, level: int, depth: int):
     return str(v)
 
 
+def _default(v):
+    # leaf values left in place by to_json_value (json's C encoder calls this for them)
+    if type(v) is uuid.UUID:
+        return str(v)
+    if isinstance(v, SimEnum):
+        return v.value
+    if isinstance(v, _dt.datetime):
+        return to_json_value(v, 0, 0)
+    return str(v)
+
+
+_LEAF = {str, int, bool, type(None), uuid.UUID, SimEnum, _dt.datetime}
+
+
 def to_json(items, depth=2, compress=False) -> str:
     value = items[0] if len(items) == 1 else items
     data = to_json_value(value, 0, depth) if len(items) == 1 else [to_json_value(x, 1, depth) for x in items]
     if compress:
-        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default)
     else:
-        text = json.dumps(data, ensure_ascii=False, indent=4)
+        text = json.dumps(data, ensure_ascii=False, indent=4, default=_default)
     if _DATE_MARK[1:] in text:
         text = _DATE_RE.sub(lambda m: f'"\\/Date({m.group(1)})\\/"', text)
     return text

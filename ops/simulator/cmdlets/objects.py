@@ -71,6 +71,9 @@ MM_REASON = _enum_family("Microsoft.EnterpriseManagement.Monitoring.MaintenanceM
                          {n: i for i, n in enumerate(MM_REASONS)})
 
 
+_VM_TYPES = type_names(T_VM)
+
+
 def _obj(t: str, props: dict, to_string: str, ref=None) -> SimObject:
     o = SimObject(type_names(t), props, to_string)
     if ref is not None:
@@ -90,17 +93,32 @@ def ref(fabric, kind: str, entity) -> SimObject | None:
     return r
 
 
+def _host_info(f, host_id):
+    """(host ref, host name, HostGroupPath) for a host, cached per host."""
+    key = ("hostinfo", host_id)
+    info = f.refs.get(key)
+    if info is None:
+        host = f.hosts.get(host_id)
+        cluster = f.clusters.get(host.cluster_id) if host and host.cluster_id else None
+        info = (ref(f, "host", host), host.name if host else "",
+                f"All Hosts\\{cluster.name if cluster else 'Standalone'}")
+        f.refs[key] = info
+    return info
+
+
 def vm_obj(f, vm) -> SimObject:
-    host = f.hosts.get(vm.host_id)
+    host_ref, host_name, group = _host_info(f, vm.host_id)
     cloud = f.clouds.get(vm.cloud_id) if vm.cloud_id else None
-    cps = [ref(f, "checkpoint", c) for c in f.checkpoints_of(vm.id)] if f.checkpoints else []
+    if f._cps_by_vm is None:
+        f.checkpoints_of(vm.id)
+    cps = f._cps_by_vm.get(vm.id)
+    cps = [ref(f, "checkpoint", c) for c in cps] if cps else []
     status = vm.transient or vm.status
     c = vm.custom
-    cluster = f.clusters.get(host.cluster_id) if host and host.cluster_id else None
     props = {
         "Name": vm.name, "ID": vm.id, "VMId": vm.vmid, "Status": VM_STATE[status], "StatusString": _words(status),
-        "VMHost": ref(f, "host", host), "HostName": host.name if host else "", "HostId": vm.host_id,
-        "HostType": "VMHost", "HostGroupPath": f"All Hosts\\{cluster.name if cluster else 'Standalone'}",
+        "VMHost": host_ref, "HostName": host_name, "HostId": vm.host_id,
+        "HostType": "VMHost", "HostGroupPath": group,
         "Cloud": ref(f, "cloud", cloud), "IsHighlyAvailable": vm.ha, "Memory": vm.memory_mb,
         "DynamicMemoryEnabled": False, "CPUCount": vm.cpu_count, "OperatingSystem": vm.os,
         "ComputerName": f"{vm.name}.{f.domain}" if f.domain else vm.name,
@@ -114,13 +132,14 @@ def vm_obj(f, vm) -> SimObject:
         "HasSavedState": vm.status == "Saved", "IsUndergoingLiveMigration": vm.migrating,
         "Enabled": True, "Generation": 2, "AddedTime": vm.added, "ModifiedTime": vm.modified,
         "MostRecentTaskID": vm.most_recent_job,
-        "MostRecentTask": _job_name(f, vm.most_recent_job),
+        "MostRecentTask": _job_name(f, vm.most_recent_job) if vm.most_recent_job else None,
         "ServerConnection": f.vmm_server,
     }
-    return _obj(T_VM, props, vm.name, ("vm", vm.id))
+    o = SimObject(_VM_TYPES, props, vm.name)
+    o._sim_ref = ("vm", vm.id)
+    return o
 
 
-@functools.lru_cache(maxsize=None)
 def _words(state: str) -> str:
     out = []
     for i, ch in enumerate(state):

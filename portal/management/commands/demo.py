@@ -38,6 +38,10 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         from ops.simproc import spawn, wait_for_port
 
+        def interrupt(*_):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupt)  # a service manager's stop behaves like Ctrl-C
         os.environ["SLIPWAY_PLAIN_HTTP"] = "1"
         hosts = set(settings.ALLOWED_HOSTS) | {opts["host"], "localhost", "127.0.0.1"}
         os.environ["ALLOWED_HOSTS"] = ",".join(sorted(hosts))
