@@ -21,7 +21,10 @@ see with 4403 (a tenant never watches another tenant's run).
 
 Order of work on connect (DESIGN.md, "The database is the truth"): authenticate,
 authorize, join the run's group, then send the backlog, then what is new on each
-poke (``run.poke``) or on the timer of the shared :class:`ops.livetail.RunTail`.
+poke (``run.poke``) or on the timer. The group member is the process's shared
+:class:`ops.livetail.RunTail` for the run (one poke per process, not one per
+socket); a socket sends its backlog only once the tail has joined the group and
+read the table, so a poke for anything committed later cannot be missed.
 """
 import asyncio
 import json
@@ -31,7 +34,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from . import livetail
-from .live import run_group
 from .models import Run
 
 EVENTS_PER_FRAME = 200
@@ -59,7 +61,7 @@ def _can_watch(user, run_id: int) -> bool:
 class RunConsumer(AsyncWebsocketConsumer):
     tail = None
     pump = None
-    group = None
+    allowed = False
 
     async def connect(self):
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
@@ -76,8 +78,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         if not await _can_watch(user, self.run_id):
             await self._fail(CLOSE_FORBIDDEN, f"Run {self.run_id} does not exist or you may not watch it.", close=True)
             return
-        self.group = run_group(self.run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)  # join first, then read
+        self.allowed = True
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         if "after" in query:
             after = _parse_after(query["after"][-1])
@@ -93,12 +94,10 @@ class RunConsumer(AsyncWebsocketConsumer):
         if self.tail is not None:
             livetail.unsubscribe(self.tail, self)
             self.tail = None
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     # -- client messages --
     async def receive(self, text_data=None, bytes_data=None):
-        if self.group is None:  # rejected socket: ignore anything that still arrives
+        if not self.allowed:  # rejected socket: ignore anything that still arrives
             return
         if text_data is None:
             await self._fail("bad-message", "Send JSON text frames, not binary.")
@@ -126,7 +125,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         else:
             await self._fail("bad-message", f"Unknown message type {kind!r}; expected 'resume' or 'ping'.")
 
-    # -- channel layer --
+    # -- channel layer (pokes reach the shared tail; one sent to this socket's channel works too) --
     async def run_poke(self, event):
         if self.tail is not None:
             self.tail.wake()
@@ -135,7 +134,7 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def _start(self, after: int):
         self.last_seq = after
         await self._send({"type": "hello", "run": self.run_id, "after": after})
-        self.tail = livetail.subscribe(self.run_id, self)
+        self.tail = livetail.subscribe(self.run_id, self)  # the tail joins the group, then reads
         self.pump = asyncio.get_running_loop().create_task(self._pump())
 
     def tail_changed(self):
@@ -166,16 +165,28 @@ class RunConsumer(AsyncWebsocketConsumer):
                 break
             for i in range(0, len(events), EVENTS_PER_FRAME):
                 chunk = events[i:i + EVENTS_PER_FRAME]
-                await self._send({"type": "events", "events": chunk, "last_seq": chunk[-1]["seq"]})
-                self.last_seq = chunk[-1]["seq"]
+                key = ("events", chunk[0]["seq"], chunk[-1]["seq"])
+                text = tail.frames.get(key)  # watchers at the same cursor share one encoding
+                if text is None:
+                    text = tail.frames[key] = json.dumps({"type": "events", "events": chunk, "last_seq": key[2]}, default=str)
+                await self.send(text_data=text)
+                self.last_seq = key[2]
         if tail.version > self.step_version:
-            steps = tail.steps_since(self.step_version)
-            self.step_version = tail.version
-            if steps:
-                await self._send({"type": "steps", "steps": steps})
+            key = ("steps", self.step_version, tail.version)
+            text = tail.frames.get(key)
+            if text is None:
+                steps = tail.steps_since(self.step_version)
+                text = tail.frames[key] = json.dumps({"type": "steps", "steps": steps}, default=str) if steps else ""
+            self.step_version = key[2]
+            if text:
+                await self.send(text_data=text)
         if tail.run is not None and tail.run_version != self.run_version:
-            self.run_version = tail.run_version
-            await self._send({"type": "run", "run": tail.run})
+            key = ("run", tail.run_version)
+            text = tail.frames.get(key)
+            if text is None:
+                text = tail.frames[key] = json.dumps({"type": "run", "run": tail.run}, default=str)
+            self.run_version = key[1]
+            await self.send(text_data=text)
 
     # -- helpers --
     async def _send(self, payload: dict):

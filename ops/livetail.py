@@ -16,17 +16,23 @@ so a watcher never skips an event that was merely late.
 """
 import asyncio
 import bisect
+import logging
 import time
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 
+from .live import POKE_TYPE, run_group
 from .models import Run, RunEvent, Step
+
+log = logging.getLogger("slipway.live")
 
 BUFFER_MAX = 2000  # events kept in memory per run; older ones are read from the table
 FETCH_LIMIT = 500  # rows per query
 GAP_GRACE_SECONDS = 3.0
 FULL_STEP_SCAN_SECONDS = 2.0
+GROUP_REJOIN_SECONDS = 3600.0  # channels-redis forgets group members after a day
 IDLE_POLL_SECONDS = 1.0  # a finished run is re-read less often (an operator may still retry a step)
 
 RUN_FIELDS = ("id", "kind", "state", "phase", "progress", "message", "cancel_requested", "started_at", "finished_at")
@@ -108,7 +114,14 @@ def _read_tail(run_id: int, high: int | None, full_steps: bool) -> dict:
 
 
 class RunTail:
-    """Shared, per-process view of one run. Use :func:`subscribe`."""
+    """Shared, per-process view of one run. Use :func:`subscribe`.
+
+    The tail, not each watcher, is the member of the run's channel-layer group:
+    one poke reaches a process once, however many of its sockets watch the run
+    (200 watchers, one Redis message). It joins the group before its first read,
+    and watchers wait for that read (``ready``) before they send their backlog,
+    so a poke for anything committed after the backlog was read is never lost.
+    """
 
     def __init__(self, run_id: int):
         self.run_id = int(run_id)
@@ -128,7 +141,12 @@ class RunTail:
         self.ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._listener: asyncio.Task | None = None
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.joined_at = 0.0
         self.error: str | None = None
+        self.frames: dict = {}  # encoded frames shared by watchers at the same cursor, per tick
 
     # -- lifecycle --
     def start(self):
@@ -138,24 +156,70 @@ class RunTail:
     def wake(self):
         self._wake.set()
 
+    async def _join(self):
+        if self.layer is None:
+            return
+        try:
+            if self.channel is None:
+                self.channel = await self.layer.new_channel()
+            await self.layer.group_add(run_group(self.run_id), self.channel)
+            self.joined_at = time.monotonic()
+            if self._listener is None or self._listener.done():
+                self._listener = asyncio.get_running_loop().create_task(self._listen(), name=f"run-tail-poke-{self.run_id}")
+        except Exception as exc:  # no pokes then; the timer still finds everything
+            log.warning("run %s: cannot join the channel-layer group: %s", self.run_id, exc)
+
+    async def _listen(self):
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # e.g. Redis down: keep polling, try again shortly
+                log.warning("run %s: channel layer receive failed: %s", self.run_id, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if message.get("type") == POKE_TYPE:
+                self.wake()
+
+    async def _leave(self):
+        if self._listener is not None:
+            self._listener.cancel()
+        if self.layer is not None and self.channel is not None:
+            try:
+                await self.layer.group_discard(run_group(self.run_id), self.channel)
+            except Exception as exc:
+                log.warning("run %s: cannot leave the channel-layer group: %s", self.run_id, exc)
+
     async def _loop(self):
         poll = float(getattr(settings, "SLIPWAY_EVENT_POLL_SECONDS", 0.25))
-        while self.subscribers:
-            try:
-                changed = await self.refresh()
-                self.error = None
-            except Exception as exc:  # a failed read (e.g. database locked) is retried on the next tick
-                changed, self.error = False, str(exc)
-            self.ready.set()
-            if changed:
-                for sub in list(self.subscribers):
-                    sub.tail_changed()
-            idle = self.run is not None and not self.run["is_active"] and not self.pending
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=IDLE_POLL_SECONDS if idle else poll)
-            except asyncio.TimeoutError:
-                pass
-            self._wake.clear()
+        try:
+            await self._join()  # join first, then read
+            while self.subscribers:
+                await self._tick(poll)
+        finally:
+            await asyncio.shield(self._leave())
+
+    async def _tick(self, poll):
+        if self.layer is not None and time.monotonic() - self.joined_at > GROUP_REJOIN_SECONDS:
+            await self._join()
+        self._wake.clear()
+        try:
+            changed = await self.refresh()
+            self.error = None
+        except Exception as exc:  # a failed read (e.g. database locked) is retried on the next tick
+            changed, self.error = False, str(exc)
+            log.warning("run %s: reading events failed: %s", self.run_id, exc)
+        self.frames.clear()
+        self.ready.set()
+        if changed:
+            for sub in list(self.subscribers):
+                sub.tail_changed()
+        idle = self.run is not None and not self.run["is_active"] and not self.pending
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=IDLE_POLL_SECONDS if idle else poll)
+        except asyncio.TimeoutError:
+            pass
 
     # -- reading --
     async def refresh(self) -> bool:

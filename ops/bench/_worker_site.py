@@ -21,11 +21,11 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 SETUP = """
-import json, sys
+import json
 from django.contrib.auth import get_user_model
 from ops.models import ServerConnection
 from portal import roles
-cfg = json.loads(sys.argv[-1]) if False else json.loads(%r)
+cfg = json.loads(%r)
 for name, kind in (("vmm01", "vmm"), ("scom01", "scom")):
     c = ServerConnection(name=name, kind=kind, host=cfg["host"], port=cfg["port"], use_https=False, auth="basic",
                          cert_validation=False, username=cfg["username"], operation_timeout=30,

@@ -109,6 +109,7 @@ class Increment:
         self.token = token
         self.last_progress_event = 0.0
         self.dirty = False
+        self.poll_delay = poll_seconds()
         self._conns = {}
 
     # -- helpers ---------------------------------------------------------------
@@ -218,7 +219,9 @@ class Increment:
             return self.junction(steps)
         if changed:
             return 0
-        return poll_seconds() if any(s.state == Step.State.RUNNING for s in steps) else min(0.5, self.next_retry(steps))
+        if any(s.state == Step.State.RUNNING for s in steps):
+            return self.poll_delay
+        return min(0.5, self.next_retry(steps))
 
     def next_retry(self, steps):
         now = time.time()
@@ -247,6 +250,7 @@ class Increment:
             return False
         jobs = self.rb.poll_jobs(self.run.connection, [s.job_id for s in inflight])
         updates, events, progressed = [], [], []
+        now, etas = timezone.now(), []
         for s in inflight:
             job = jobs.get(s.job_id)
             if job is None:
@@ -255,7 +259,11 @@ class Increment:
                 updates.append((s, ("job_id",)))
             elif job.finished:
                 self.apply(s, self.rb.job_finished(self.ctx(s), job), updates, events)
-            elif job.progress != s.progress:
+            else:
+                # when will the first job end? progress is linear in time on VMM and the simulator
+                elapsed = (now - s.started_at).total_seconds() if s.started_at else 0.0
+                etas.append(elapsed * (100 - job.progress) / job.progress if job.progress > 0 else elapsed / 2)
+            if job is not None and not job.finished and job.progress != s.progress:
                 s.progress = job.progress
                 updates.append((s, ("progress",)))
                 progressed.append(s)
@@ -264,6 +272,8 @@ class Increment:
             shown = ", ".join(f"{s.target} {s.progress}%" for s in progressed[:8])
             events.append(Event(f"{len(progressed)} jobs progressing: {shown}{' …' if len(progressed) > 8 else ''}",
                                 "debug", data={"steps": {str(s.pk): s.progress for s in progressed}}))
+        # poll again when the first job should end: a poll costs the VMM server a Get-SCJob per job
+        self.poll_delay = min(1.0, max(poll_seconds(), min(etas) * 0.9)) if etas else poll_seconds()
         if updates or events:
             self.commit(run_fields=self.context_field(), steps=updates, events=events)
         return any(f != ("progress",) for _, f in updates)

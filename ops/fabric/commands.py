@@ -50,6 +50,17 @@ def script(text: str, **params) -> Cmd:
     return Cmd(text, [(k, v) for k, v in params.items()], script=True)
 
 
+WILDCARD_CHARS = "*?["
+
+
+def check_literal_name(s, name: str, what: str, cmdlet: str) -> None:
+    """VMM's and SCOM's ``-ComputerName`` / ``-Name`` take wildcards: ``hv-a*`` would drain every node of a
+    cluster. No host or monitored computer has such a name, so it is simply not found (and nothing is sent)."""
+    if any(ch in str(name) for ch in WILDCARD_CHARS):
+        raise errors.NotFound(s.settings.name, f"no {what} is named {name} (a {what} name has no * ? or [)",
+                              cmdlet=cmdlet, target=str(name), kind=s.settings.kind)
+
+
 def select_json(*fields: str, depth: int = 1) -> list[Cmd]:
     """``| Select-Object -Property f1,f2 | ConvertTo-Json -Compress -Depth d``: ask for exactly the fields needed."""
     return [cmd("Select-Object", Property=list(fields)), cmd("ConvertTo-Json", Compress=True, Depth=depth)]
@@ -131,9 +142,16 @@ def error_record_fields(record) -> dict:
 
 _NOT_FOUND_HINTS = ("NotFound", "CannotFind", "ObjectNotFound", "Unable to find")
 _BUSY_HINTS = ("in use by job", "VMBusy", "ObjectInUse", "currently in use")
+# Errors in the call itself (unknown cmdlet, unknown or unbindable parameter, parse error): never "not found",
+# even though PowerShell files CommandNotFoundException under ObjectNotFound and names NamedParameterNotFound so.
+_CALL_ERRORS = ("CommandNotFoundException", "ParameterBindingException", "ParameterBindingValidationException",
+                "ParseException")
 
 
 def map_command_error(fields: dict) -> type[errors.FabricCommandError]:
+    if fields["category"] in _CALL_ERRORS or fields["error_id"].split(",")[0] in ("CommandNotFoundException",
+                                                                                   "NamedParameterNotFound"):
+        return errors.FabricCommandError
     blob = " ".join((fields["message"], fields["error_id"], fields["category"]))
     if any(hint.lower() in blob.lower() for hint in _BUSY_HINTS):
         return errors.VMBusy

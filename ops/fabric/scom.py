@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from . import errors
-from .commands import cmd, parse_date, parse_json_output, script, select_json
+from .commands import check_literal_name, cmd, parse_date, parse_json_output, script, select_json
 from .session import FabricSession
 from .types import MaintenanceInfo
 
@@ -34,6 +34,7 @@ def _instance_pipe(name: str):
 
 
 def get_maintenance(s: FabricSession, instance_name: str) -> MaintenanceInfo | None:
+    check_literal_name(s, instance_name, "monitored computer", "Get-SCOMMaintenanceMode")
     rows = parse_json_output(
         s.run([_instance_pipe(instance_name) + [cmd("Get-SCOMMaintenanceMode"), *select_json(*MM_FIELDS)]],
               cmdlet="Get-SCOMMaintenanceMode", target=instance_name).output
@@ -49,6 +50,7 @@ def get_maintenance(s: FabricSession, instance_name: str) -> MaintenanceInfo | N
 
 
 def start_maintenance(s: FabricSession, instance_name: str, end_time: dt.datetime, reason: str, comment: str) -> None:
+    check_literal_name(s, instance_name, "monitored computer", "Start-SCOMMaintenanceMode")
     if reason not in REASONS:
         raise ValueError(f"unknown maintenance reason {reason!r}")
     found = s.run([_instance_pipe(instance_name) + select_json("DisplayName")], cmdlet="Get-SCOMClassInstance",

@@ -11,7 +11,7 @@ import typing
 import uuid
 
 from . import errors
-from .commands import SWITCH, Cmd, cmd, enum_text, parse_date, parse_json_output, script, select_json
+from .commands import SWITCH, Cmd, check_literal_name, cmd, enum_text, parse_date, parse_json_output, script, select_json
 from .session import FabricSession
 from .types import CheckpointInfo, CloudInfo, ClusterInfo, HostInfo, JobInfo, UserRoleInfo, VMInfo
 
@@ -284,8 +284,11 @@ def stop_vm(s: FabricSession, vm_id: str, method: str = "shutdown", vm_name: str
 def set_custom_property(s: FabricSession, vm_id: str, slot: int, value: str, vm_name: str = "") -> None:
     if not 1 <= int(slot) <= 10:
         raise ValueError("custom property slot must be 1..10")
-    s.run([_vm_pipe(vm_id) + [Cmd("Set-SCVirtualMachine", [(f"Custom{int(slot)}", value)]), cmd("Out-Null")]],
-          cmdlet="Set-SCVirtualMachine", target=vm_name or vm_id)
+    result = s.run([_vm_pipe(vm_id) + [Cmd("Set-SCVirtualMachine", [(f"Custom{int(slot)}", value)]), *select_json("ID")]],
+                   cmdlet="Set-SCVirtualMachine", target=vm_name or vm_id)
+    if not parse_json_output(result.output):  # Get-SCVirtualMachine found nothing, so nothing was set
+        raise errors.NotFound(s.settings.name, f"no virtual machine has the ID {vm_id}; nothing was changed",
+                              cmdlet="Set-SCVirtualMachine", target=vm_name or vm_id, kind=s.settings.kind)
 
 
 def new_checkpoint(s: FabricSession, vm_id: str, name: str, description: str = "", vm_name: str = "") -> JobInfo:
@@ -309,11 +312,13 @@ def restore_checkpoint(s: FabricSession, checkpoint_id: str, label: str = "") ->
 
 # -- host actions -------------------------------------------------------------------
 def disable_host(s: FabricSession, host_name: str, move_within_cluster: bool = True) -> JobInfo:
+    check_literal_name(s, host_name, "host", "Disable-SCVMHost")
     return _run_job(s, [cmd("Get-SCVMHost", ComputerName=host_name), cmd("Disable-SCVMHost", MoveWithinCluster=move_within_cluster)],
                     cmdlet="Disable-SCVMHost", target=host_name)
 
 
 def enable_host(s: FabricSession, host_name: str) -> JobInfo:
+    check_literal_name(s, host_name, "host", "Enable-SCVMHost")
     return _run_job(s, [cmd("Get-SCVMHost", ComputerName=host_name), cmd("Enable-SCVMHost")],
                     cmdlet="Enable-SCVMHost", target=host_name)
 
@@ -328,6 +333,16 @@ MOVE_SCRIPT = (
 
 def move_vm(s: FabricSession, vm_id: str, host_name: str, vm_name: str = "") -> JobInfo:
     """``Move-SCVirtualMachine`` needs two objects: a constant script, values bound as parameters."""
+    check_literal_name(s, host_name, "host", "Move-SCVirtualMachine")
     variable = _job_variable()
-    return _read_job(s, [[script(MOVE_SCRIPT, VMID=vm_id, HostName=host_name, JobVariable=variable)]], variable,
-                     cmdlet="Move-SCVirtualMachine", target=vm_name or vm_id)
+    try:
+        return _read_job(s, [[script(MOVE_SCRIPT, VMID=vm_id, HostName=host_name, JobVariable=variable)]], variable,
+                         cmdlet="Move-SCVirtualMachine", target=vm_name or vm_id)
+    except errors.FabricCommandError as exc:
+        # $vm or $vmHost came back empty: PowerShell says "Cannot bind argument to parameter 'VM' because it is null."
+        if exc.error_id.startswith("ParameterArgumentValidationErrorNullNotAllowed"):
+            what = (f"no host is named {host_name}" if "'VMHost'" in exc.message
+                    else f"no virtual machine has the ID {vm_id}")
+            raise errors.NotFound(s.settings.name, f"{what}; nothing was moved", cmdlet="Move-SCVirtualMachine",
+                                  target=vm_name or vm_id, kind=s.settings.kind) from exc
+        raise

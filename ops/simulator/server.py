@@ -232,7 +232,7 @@ class SimulatorServer:
         return self
 
     def serve_forever(self) -> None:
-        self._httpd.serve_forever(poll_interval=0.2)
+        self._httpd.serve_forever(poll_interval=0.05)
 
     def stop(self) -> None:
         self.stopping = True

@@ -121,21 +121,24 @@ class StartRunForm(forms.Form):
 
 
 def apply_service_error(form, exc: ValidationError, prefix: str = "", field_map: dict | None = None) -> None:
-    """Put a service's ValidationError next to the fields it names (else on top of the form)."""
+    """Put a service's ValidationError next to the fields it names (else on top of the form).
+
+    A dict error goes to its key's field; a message under any other key (e.g. the
+    schedule service's "params") or a plain message goes to the parameter it starts
+    with ("cloud: no cloud named ...", "batch is required ..."), else on top."""
     field_map = field_map or {}
+    pairs = []
     if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            name = field_map.get(field, prefix + field if prefix + field in form.fields else field)
-            target = name if name in form.fields else None
+        for key, errors in exc.error_dict.items():
             for err in errors:
-                msgs = err.messages
-                if target is None and field not in (None, "__all__"):
-                    msgs = [f"{field}: {m}" for m in msgs]
-                for m in msgs:
-                    form.add_error(target, m)
+                pairs.extend((key, m) for m in err.messages)
     else:
-        for m in exc.messages:
-            form.add_error(_field_named_in(form, m, prefix, field_map), m)
+        pairs = [(None, m) for m in exc.messages]
+    for key, message in pairs:
+        target = field_map.get(key, prefix + key if key else None) if key else None
+        if target not in form.fields:
+            target = _field_named_in(form, message, prefix, field_map)
+        form.add_error(target, message)
 
 
 def _field_named_in(form, message: str, prefix: str, field_map: dict):

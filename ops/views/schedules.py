@@ -91,13 +91,12 @@ def schedule_new(request):
 def schedule_edit(request, pk):
     sched = get_object_or_404(RunSchedule, pk=pk)
     books = _runbooks()
-    kind = request.POST.get("kind") if request.method == "POST" else request.GET.get("kind", sched.kind)
-    rb = _pick(books, kind)
+    rb = _pick(books, sched.kind)  # a schedule keeps its runbook; make a new schedule for another
     if request.method == "POST":
         form = ScheduleForm(rb, request.POST)
         if form.is_valid():
             try:
-                _services().update_schedule(request.user, sched, name=form.cleaned_data["name"], kind=rb.kind,
+                _services().update_schedule(request.user, sched, name=form.cleaned_data["name"],
                                             cron=form.cleaned_data["cron"], params=form.params())
             except ValidationError as exc:
                 runforms.apply_service_error(form, exc, PREFIX, {"name": "name", "cron": "cron"})
@@ -106,9 +105,8 @@ def schedule_edit(request, pk):
                 return redirect("ops:schedules")
     else:
         initial = {"name": sched.name, "cron": sched.cron}
-        if rb is not None and rb.kind == sched.kind:
-            initial.update({PREFIX + k: v for k, v in (sched.params or {}).items()})
-        form = ScheduleForm(rb, initial=initial) if rb else None
+        initial.update({PREFIX + k: v for k, v in (sched.params or {}).items() if v not in (None, "")})
+        form = ScheduleForm(rb, initial=initial)
     return _render_form(request, books, rb, form, sched)
 
 

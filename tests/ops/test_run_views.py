@@ -1,0 +1,212 @@
+"""Run and schedule pages, for every role: what each user would see."""
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django_q.models import Schedule
+
+from ops.models import AuditEntry, Run, RunEvent, RunSchedule, Step
+
+pytestmark = pytest.mark.django_db
+TASK = "ops.engine.tasks.start_scheduled_run"
+
+
+def q_schedules():
+    return Schedule.objects.filter(func=TASK)
+
+
+@pytest.fixture
+def run(operator):
+    r = Run.objects.create(kind="batch-checkpoint", title="Batch checkpoint: batch 3", created_by=operator,
+                           state=Run.State.WAITING, progress=40, params={"batch": "3"}, last_seq=2)
+    Step.objects.create(run=r, index=0, phase="stop", action="stop-vm", target="app-01", state=Step.State.SUCCEEDED)
+    Step.objects.create(run=r, index=1, phase="stop", action="stop-vm", target="app-02", state=Step.State.FAILED,
+                        error="VMM server vmm01: Stop-SCVirtualMachine on app-02 failed: boom")
+    r.phase = "stop"
+    r.save()
+    RunEvent.objects.create(run=r, seq=1, message="queued by olga")
+    RunEvent.objects.create(run=r, seq=2, message="app-02 failed: boom", level="error", progress=40)
+    return r
+
+
+@pytest.fixture
+def sched(operator):
+    return RunSchedule.objects.create(name="nightly 3", kind="batch-checkpoint", params={"batch": "3"}, cron="0 2 * * *",
+                                      created_by=operator)
+
+
+def pages(run, sched):
+    """(url name, args, method, operator-only?) for every page."""
+    step = run.steps.get(index=1)
+    return [
+        ("ops:runs", [], "get"), ("ops:run_start", [], "get"),
+        ("ops:run_cancel", [run.pk], "post"), ("ops:run_step_action", [run.pk, step.pk], "post"),
+        ("ops:schedules", [], "get"), ("ops:schedule_new", [], "get"), ("ops:schedule_edit", [sched.pk], "get"),
+        ("ops:schedule_toggle", [sched.pk], "post"), ("ops:schedule_delete", [sched.pk], "post"),
+    ]
+
+
+def test_anonymous_is_sent_to_login_everywhere(client, run, sched):
+    for name, args, method in pages(run, sched) + [("ops:run", [run.pk], "get"), ("ops:run_events", [run.pk], "get")]:
+        url = reverse(name, args=args)
+        resp = getattr(client, method)(url)
+        assert resp.status_code == 302 and resp.url.startswith(reverse("login")), name
+
+
+@pytest.mark.parametrize("who", ["tenant", "admin_user"])
+def test_non_operators_get_403_on_operator_pages(request, client_for, run, sched, who):
+    c = client_for(request.getfixturevalue(who))
+    for name, args, method in pages(run, sched):
+        resp = getattr(c, method)(reverse(name, args=args), {"action": "retry"})
+        assert resp.status_code == 403, (who, name)
+    run.refresh_from_db()
+    assert not run.cancel_requested and RunSchedule.objects.filter(pk=sched.pk, enabled=True).exists()
+
+
+def test_operator_sees_every_page(client_for, operator, run, sched):
+    c = client_for(operator)
+    for name, args, method in pages(run, sched):
+        if method == "get":
+            assert c.get(reverse(name, args=args)).status_code == 200, name
+        else:
+            assert c.get(reverse(name, args=args)).status_code == 405, name  # changes only by POST
+    page = c.get(reverse("ops:run", args=[run.pk])).content.decode()
+    assert "app-02 failed: boom" in page and 'data-last-seq="2"' in page and "Stop-SCVirtualMachine on app-02" in page
+    assert 'value="retry"' in page and "Cancel run" in page
+
+
+def test_tenant_sees_only_their_own_runs(client_for, tenant, other_tenant, run):
+    mine = Run.objects.create(kind="vm-checkpoint", created_by=tenant)
+    theirs = Run.objects.create(kind="vm-checkpoint", created_by=other_tenant)
+    c = client_for(tenant)
+    assert c.get(reverse("ops:run", args=[mine.pk])).status_code == 200
+    for other in (theirs, run):
+        assert c.get(reverse("ops:run", args=[other.pk])).status_code == 404
+        assert c.get(reverse("ops:run_events", args=[other.pk])).status_code == 404
+    page = c.get(reverse("ops:run", args=[mine.pk])).content.decode()
+    assert "Cancel run" not in page and 'value="retry"' not in page  # no operator controls
+
+
+def test_runs_list_filters_and_pages(client_for, operator, tenant, run):
+    for i in range(30):
+        Run.objects.create(kind="checkpoint-cleanup", state=Run.State.SUCCEEDED, created_by=tenant, title=f"cleanup {i}")
+    c = client_for(operator)
+    page = c.get(reverse("ops:runs"), {"kind": "batch-checkpoint"}).content.decode()
+    assert "Batch checkpoint: batch 3" in page and "cleanup 1" not in page
+    page = c.get(reverse("ops:runs"), {"state": "succeeded", "who": "tina"}).content.decode()
+    assert "Page 1 of 2" in page and "Batch checkpoint: batch 3" not in page and "who=tina" in page
+    page = c.get(reverse("ops:runs"), {"state": "succeeded", "page": 2}).content.decode()
+    assert "cleanup 0" in page and "Page 2 of 2" in page  # history is kept, oldest last
+    assert "No runs match" in c.get(reverse("ops:runs"), {"who": "(schedule)"}).content.decode()
+
+
+def test_events_endpoint_after_seq(client_for, operator, run):
+    c = client_for(operator)
+    data = c.get(reverse("ops:run_events", args=[run.pk]), {"after": 1, "format": "json"}).json()
+    assert [e["seq"] for e in data["events"]] == [2] and data["last_seq"] == 2
+    assert data["run"]["state"] == "waiting" and [s["target"] for s in data["steps"]] == ["app-01", "app-02"]
+    html = c.get(reverse("ops:run_events", args=[run.pk]), {"after": 0}).content.decode()
+    assert html.count("<li") == 2 and "queued by olga" in html
+    bad = c.get(reverse("ops:run_events", args=[run.pk]), {"after": "x", "format": "json"})
+    assert bad.status_code == 400 and "non-negative integer" in bad.json()["error"]
+
+
+def test_step_actions_and_cancel_call_the_services(client_for, operator, run):
+    c = client_for(operator)
+    step = run.steps.get(index=1)
+    url = reverse("ops:run_step_action", args=[run.pk, step.pk])
+    assert c.post(url, {"action": "explode"}).status_code == 400
+    resp = c.post(url, {"action": "retry"})
+    assert resp.status_code == 302 and resp.url == reverse("ops:run", args=[run.pk])
+    step.refresh_from_db()
+    run.refresh_from_db()
+    assert step.state == Step.State.PENDING and run.state == Run.State.RUNNING
+    resp = c.post(url, {"action": "skip"}, follow=True)  # no longer failed: refused with the service's message
+    assert "only a failed step" in resp.content.decode()
+    c.post(reverse("ops:run_cancel", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.cancel_requested and AuditEntry.objects.filter(action="run.cancel").exists()
+
+
+def test_posts_need_the_csrf_token(operator, run):
+    c = Client(enforce_csrf_checks=True)
+    c.force_login(operator)
+    assert c.post(reverse("ops:run_cancel", args=[run.pk])).status_code == 403
+    run.refresh_from_db()
+    assert not run.cancel_requested
+
+
+# --- starting a run ---------------------------------------------------------------
+def test_start_form_is_built_from_the_registry(client_for, operator):
+    c = client_for(operator)
+    page = c.get(reverse("ops:run_start"), {"kind": "batch-checkpoint"}).content.decode()
+    assert 'name="batch"' in page and 'name="cloud"' in page and "Checkpoint clean-up" in page
+    page = c.get(reverse("ops:run_start"), {"kind": "checkpoint-cleanup"}).content.decode()
+    assert 'name="older_than_days"' in page
+    assert c.get(reverse("ops:run_start"), {"kind": "nope"}).status_code == 404
+
+
+@pytest.mark.parametrize("kind,params,field,text", [
+    ("batch-checkpoint", {}, "batch", "batch is required"),
+    ("batch-checkpoint", {"batch": "99"}, "batch", "no such batch"),
+    ("batch-checkpoint", {"batch": "3", "cloud": "Nowhere"}, "cloud", "no cloud named"),
+    ("checkpoint-cleanup", {"older_than_days": "-1"}, "older_than_days", "must be at least 0"),
+])
+def test_bad_parameters_are_shown_next_to_the_field_and_nothing_starts(sim, client_for, operator, kind, params, field, text):
+    resp = client_for(operator).post(reverse("ops:run_start"), {"kind": kind, **params})
+    assert resp.status_code == 400
+    form = resp.context["form"]
+    assert any(text in e for e in form.errors.get(field, [])), form.errors
+    assert text in resp.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_good_parameters_start_the_run_and_show_its_page(sim, client_for, operator):
+    resp = client_for(operator).post(reverse("ops:run_start"), {"kind": "batch-checkpoint", "batch": "3"})
+    run = Run.objects.get()
+    assert resp.status_code == 302 and resp.url == reverse("ops:run", args=[run.pk])
+    assert run.created_by == operator and run.params["batch"] == "3"
+
+
+# --- schedules ----------------------------------------------------------------------
+def test_schedule_create_edit_toggle_delete(sim, client_for, operator):
+    c = client_for(operator)
+    resp = c.post(reverse("ops:schedule_new"), {"kind": "batch-checkpoint", "name": "nightly 3", "cron": "0 2 * * *",
+                                                "p_batch": "3"})
+    assert resp.status_code == 302
+    sched = RunSchedule.objects.get()
+    assert sched.enabled and sched.params["batch"] == "3" and q_schedules().count() == 1
+    assert "nightly 3" in c.get(reverse("ops:schedules")).content.decode()
+    edit = c.get(reverse("ops:schedule_edit", args=[sched.pk])).content.decode()
+    assert 'value="0 2 * * *"' in edit and 'value="3"' in edit
+    c.post(reverse("ops:schedule_edit", args=[sched.pk]), {"name": "nightly 3", "cron": "30 4 * * 1", "p_batch": "3"})
+    sched.refresh_from_db()
+    assert sched.cron == "30 4 * * 1"
+    c.post(reverse("ops:schedule_toggle", args=[sched.pk]))
+    sched.refresh_from_db()
+    assert not sched.enabled and not q_schedules().exists()
+    c.post(reverse("ops:schedule_toggle", args=[sched.pk]))
+    assert RunSchedule.objects.get().enabled and q_schedules().count() == 1
+    c.post(reverse("ops:schedule_delete", args=[sched.pk]))
+    assert not RunSchedule.objects.exists() and not q_schedules().exists()
+
+
+@pytest.mark.parametrize("data,field,text", [
+    ({"name": "x", "cron": "every night", "p_batch": "3"}, "cron", "not a valid five-field cron"),
+    ({"name": "x", "cron": "61 2 * * *", "p_batch": "3"}, "cron", "not a valid five-field cron"),
+    ({"name": "x", "cron": "0 2 * * *", "p_batch": "99"}, "p_batch", "no such batch"),
+    ({"name": "", "cron": "0 2 * * *", "p_batch": "3"}, "name", "required"),
+])
+def test_bad_schedule_input_shows_errors_and_changes_nothing(sim, client_for, operator, data, field, text):
+    c = client_for(operator)
+    resp = c.post(reverse("ops:schedule_new"), {"kind": "batch-checkpoint", **data})
+    assert resp.status_code == 400
+    assert any(text in e for e in resp.context["form"].errors.get(field, [])), resp.context["form"].errors
+    assert not RunSchedule.objects.exists() and not q_schedules().exists()
+
+
+def test_bad_schedule_edit_changes_nothing(sim, client_for, operator, sched):
+    c = client_for(operator)
+    resp = c.post(reverse("ops:schedule_edit", args=[sched.pk]), {"name": "nightly 3", "cron": "0 25 * * *", "p_batch": "3"})
+    assert resp.status_code == 400 and "not a valid five-field cron" in resp.content.decode()
+    sched.refresh_from_db()
+    assert sched.cron == "0 2 * * *"

@@ -1,0 +1,86 @@
+"""``manage.py runbook``: start/follow/list/cancel, exit codes, clear errors."""
+import pytest
+from django.core.management import CommandError, call_command
+
+from ops.models import Run
+
+from ._engine_support import Driver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def inline(monkeypatch, settings):
+    """Run each queued task at once (the run completes inside start)."""
+    from ops.engine import executor, tasks
+
+    settings.SLIPWAY_ENGINE_SLICE_SECONDS = 2.0
+    settings.SLIPWAY_ENGINE_POLL_SECONDS = 0.01
+    monkeypatch.setattr(executor, "enqueue", lambda run_id, token: tasks.advance_run(run_id, token))
+
+
+def test_start_follow_prints_events_progress_and_exits_zero(sim, operator, inline, capsys):
+    call_command("runbook", "start", "batch-checkpoint", "batch=3", "--follow", "--user", "olga", "--poll", "0.01")
+    out = capsys.readouterr().out
+    run = Run.objects.get()
+    assert run.state == Run.State.SUCCEEDED
+    assert f"run {run.pk} queued" in out
+    assert "SUCCESS test07 checkpointed" in out
+    assert "[##########] 100% phase:" in out
+    assert f"run {run.pk} succeeded: Batch 3: checkpointed 15 of 15 VMs" in out
+
+
+def test_follow_exits_non_zero_when_the_run_fails(sim, operator, inline, capsys):
+    sim.control({"op": "fault", "cmdlet": "New-SCVMCheckpoint", "target": "sql03"})
+    with pytest.raises(SystemExit) as exc:
+        call_command("runbook", "start", "batch-checkpoint", "batch=3", "--follow", "--user", "olga", "--poll", "0.01")
+    assert exc.value.code == 1
+    out = capsys.readouterr().out
+    assert "failed: VMM server vmm01: New-SCVMCheckpoint on sql03 failed" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["batch=99"], "no such batch"),
+    (["batch=3", "cloud=Nowhere"], "no cloud named 'Nowhere'"),
+    (["batch"], "'batch' is not key=value"),
+])
+def test_bad_parameters_exit_2_and_create_nothing(sim, operator, monkeypatch, args, message):
+    Driver(monkeypatch)
+    with pytest.raises(CommandError) as exc:
+        call_command("runbook", "start", "batch-checkpoint", *args, "--user", "olga")
+    assert exc.value.returncode == 2
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert not Run.objects.exists()
+
+
+def test_negative_age_is_refused(sim, operator, monkeypatch):
+    Driver(monkeypatch)
+    with pytest.raises(CommandError, match="older_than_days must be at least 0, not -3") as exc:
+        call_command("runbook", "start", "checkpoint-cleanup", "older_than_days=-3", "--user", "olga")
+    assert exc.value.returncode == 2
+    assert not Run.objects.exists()
+
+
+def test_a_tenant_may_not_start_runbooks(sim, tenant, monkeypatch):
+    Driver(monkeypatch)
+    with pytest.raises(CommandError, match="Only operators") as exc:
+        call_command("runbook", "start", "batch-checkpoint", "batch=3", "--user", "tina")
+    assert exc.value.returncode == 2
+
+
+def test_list_and_cancel(sim, operator, monkeypatch, capsys):
+    driver = Driver(monkeypatch)
+    call_command("runbook", "start", "batch-checkpoint", "batch=2", "--user", "olga")
+    run = Run.objects.get()
+    call_command("runbook", "list", "--state", "queued")
+    assert "Batch checkpoint: batch 2" in capsys.readouterr().out
+    call_command("runbook", "cancel", str(run.pk), "--user", "olga")
+    assert "cancel requested" in capsys.readouterr().out
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.CANCELLED
+    call_command("runbook", "list", "--kind", "batch-checkpoint")
+    assert "cancelled" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="already cancelled"):
+        call_command("runbook", "cancel", str(run.pk), "--user", "olga")
