@@ -31,7 +31,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..fabric import errors
+from ..fabric import bulk, errors
+from ..fabric.session import session_for
 from ..models import Run, ServerConnection, Step
 from ..runbooks import registry
 from ..runbooks.base import Outcome, StepContext
@@ -44,6 +45,7 @@ RESERVED = "reserved"
 TRANSIENT = (errors.FabricUnreachable, errors.FabricTimeout, errors.FabricAuthError)
 MAX_LATER = 120  # a target still busy after this many tries fails the step
 SYNC_PARALLEL = 4  # steps without a VMM job (SCOM calls, discovery) run at most this many at once
+BATCH_SIZE = 200  # steps of a batchable action (runbook.batch_<action>) done together in one call
 _threads = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slipway-step")
 
 
@@ -283,7 +285,7 @@ class Increment:
         now = time.time()
         orphans = [s for s in steps if s.state == Step.State.RUNNING and s.job_id == RESERVED]
         pending = [s for s in steps if s.state == Step.State.PENDING and s.data.get("retry_at", 0) <= now]
-        syncs = [s for s in pending if s.action not in self.rb.job_actions][:SYNC_PARALLEL]
+        syncs, batched = self.pick_syncs(pending)
         busy = {s.target_id for s in steps if s.state == Step.State.RUNNING and s.target_id}
         wanted = []
         for s in pending:
@@ -291,27 +293,91 @@ class Increment:
                 wanted.append(s)
                 busy.add(s.target_id)
         granted = self.reserve(wanted) if wanted else []
-        todo = orphans + granted + syncs
-        if not todo:
+        singles = orphans + granted + syncs
+        if not singles and not batched:
             return False
-        futures = {s.pk: _threads.submit(self.act, self.ctx(s)) for s in todo}
+        contexts = {s.pk: self.ctx(s) for s in singles + batched}
+        cache = self.prefetch([contexts[s.pk] for s in singles]) if len(singles) > 1 else {}
+        for c in contexts.values():
+            c.cache = cache
+        futures = {s.pk: _threads.submit(self.act, contexts[s.pk]) for s in singles}
+        batch_future = _threads.submit(self.act_batch, [contexts[s.pk] for s in batched]) if batched else None
+        for s in syncs + batched:
+            s.state, s.started_at, s.attempts = Step.State.RUNNING, timezone.now(), s.attempts + 1
         transient = None
-        updates, events = [], []
-        if syncs:
-            for s in syncs:
-                s.state, s.started_at, s.attempts = Step.State.RUNNING, timezone.now(), s.attempts + 1
-        for s in todo:
+        outcomes = {}
+        for s in singles:
             try:
-                outcome = futures[s.pk].result()
+                outcomes[s.pk] = futures[s.pk].result()
             except TRANSIENT as exc:
                 transient = transient or exc
-                continue
-            self.apply(s, outcome, updates, events)
+        if batch_future is not None:
+            try:
+                outcomes.update(zip([s.pk for s in batched], batch_future.result()))
+            except TRANSIENT as exc:
+                transient = transient or exc
+        if transient is None:
+            try:
+                self.submit([s for s in singles if s.pk in outcomes], outcomes)
+            except TRANSIENT as exc:
+                transient = exc
+        updates, events = [], []
+        for s in singles + batched:
+            if s.pk in outcomes and outcomes[s.pk].kind != "submit":
+                self.apply(s, outcomes[s.pk], updates, events)
         if updates or events:
             self.commit(run_fields=self.context_field(), steps=updates, events=events)
         if transient is not None:
             raise transient
         return True
+
+    def prefetch(self, ctxs):
+        try:
+            return self.rb.prefetch(ctxs)
+        except TRANSIENT:
+            raise
+        except errors.FabricError as exc:  # the actions read what they need themselves
+            log.warning("run %s: prefetch failed, steps read the fabric one by one: %s", self.run_id, exc)
+            return {}
+
+    def pick_syncs(self, pending):
+        """Steps without a VMM job: a few single ones, or many of one batchable action at once."""
+        syncs, batched = [], []
+        for s in pending:
+            if s.action in self.rb.job_actions:
+                continue
+            if self.rb.batch_action(s.action):
+                if not batched or (batched[0].action == s.action and len(batched) < BATCH_SIZE):
+                    batched.append(s)
+            elif len(syncs) < SYNC_PARALLEL:
+                syncs.append(s)
+        return syncs, batched
+
+    def act_batch(self, ctxs):
+        try:
+            outcomes = self.rb.batch_action(ctxs[0].action)(ctxs)
+        except TRANSIENT:
+            raise
+        except errors.FabricError:
+            return [self.act(c) for c in ctxs]  # one bad object must not fail the others: one at a time
+        return outcomes
+
+    def submit(self, steps, outcomes):
+        """Start the VMM jobs the actions asked for, all in one round trip."""
+        asked = [s for s in steps if outcomes[s.pk].kind == "submit"]
+        if not asked:
+            return
+        results = bulk.submit_jobs(session_for(self.run.connection), [outcomes[s.pk].request for s in asked])
+        for s, result in zip(asked, results):
+            message = outcomes[s.pk].message
+            if isinstance(result, TRANSIENT):
+                raise result
+            if isinstance(result, errors.VMBusy):
+                outcomes[s.pk] = Outcome.later(f"{result}; will try again", 2.0)
+            elif isinstance(result, errors.FabricError):
+                outcomes[s.pk] = Outcome.failed(str(result))
+            else:
+                outcomes[s.pk] = Outcome.started(result, message)
 
     def act(self, ctx):
         try:

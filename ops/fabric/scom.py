@@ -72,3 +72,41 @@ def stop_maintenance(s: FabricSession, instance_name: str) -> bool:
                                             cmd("Out-Null")]],
           cmdlet="Set-SCOMMaintenanceMode", target=instance_name)
     return True
+
+
+# -- many objects in one round trip ------------------------------------------------------
+def maintenance_states(s: FabricSession, names: list[str]) -> dict[str, bool | None]:
+    """name -> in maintenance mode (True/False), or None when SCOM monitors no object of that name."""
+    if not names:
+        return {}
+    rows = parse_json_output(s.run([[cmd("Get-SCOMClassInstance", Name=list(names)),
+                                     *select_json("DisplayName", "InMaintenanceMode")]],
+                                   cmdlet="Get-SCOMClassInstance", target=f"{len(names)} objects").output)
+    by_name = {}
+    for r in rows:
+        display = str(r.get("DisplayName") or "")
+        by_name[display.lower()] = bool(r.get("InMaintenanceMode"))
+        by_name.setdefault(display.split(".")[0].lower(), bool(r.get("InMaintenanceMode")))
+    return {n: by_name.get(n.lower(), by_name.get(n.split(".")[0].lower())) for n in names}
+
+
+def start_maintenance_many(s: FabricSession, names: list[str], end_time: dt.datetime, reason: str, comment: str) -> None:
+    """``Get-SCOMClassInstance -Name a,b,c | Start-SCOMMaintenanceMode``: one round trip for all of them."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown maintenance reason {reason!r}")
+    if names:
+        s.run([[cmd("Get-SCOMClassInstance", Name=list(names)),
+                cmd("Start-SCOMMaintenanceMode", EndTime=_iso(end_time), Reason=reason, Comment=comment), cmd("Out-Null")]],
+              cmdlet="Start-SCOMMaintenanceMode", target=_label(names))
+
+
+def stop_maintenance_many(s: FabricSession, names: list[str]) -> None:
+    if names:
+        now = dt.datetime.now(dt.timezone.utc)
+        s.run([[cmd("Get-SCOMClassInstance", Name=list(names)), cmd("Get-SCOMMaintenanceMode"),
+                cmd("Set-SCOMMaintenanceMode", EndTime=_iso(now)), cmd("Out-Null")]],
+              cmdlet="Set-SCOMMaintenanceMode", target=_label(names))
+
+
+def _label(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{len(names)} objects ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})"

@@ -64,6 +64,7 @@ class Result:
     errors: list  # non-terminating error records (pypsrp ErrorRecord)
     progress: list
     warnings: list
+    failure: "errors.FabricCommandError | None" = None  # the terminating error, with ``partial=True``
 
 
 class FabricSession:
@@ -139,11 +140,15 @@ class FabricSession:
         target: str = "",
         timeout: float | None = None,
         strict: bool = True,
+        partial: bool = False,
     ) -> Result:
         """Run statements (each a pipeline of ``Cmd``) in one round trip.
 
         ``cmdlet``/``target`` name what is being done, for error messages.
-        With ``strict`` a non-terminating error is raised too.
+        With ``strict`` a non-terminating error is raised too. With ``partial``
+        a terminating error does not raise: the result carries the output
+        written before it and the error as ``failure`` (for batches of
+        independent statements, see ``batch.py``).
         """
         timeout = float(timeout or self.settings.timeout)
         deadline = time.monotonic() + timeout
@@ -157,7 +162,7 @@ class FabricSession:
                     ps.add_statement()
                 for cmd in statement:
                     cmd.add_to(ps)
-            result = self._invoke(ps, deadline, timeout, cmdlet, target)
+            result = self._invoke(ps, deadline, timeout, cmdlet, target, partial)
             healthy = True
         except errors.FabricError:
             raise
@@ -180,7 +185,8 @@ class FabricSession:
             raise self._command_error(result.errors[0], cmdlet, target)
         return result
 
-    def _invoke(self, ps: PowerShell, deadline: float, timeout: float, cmdlet: str, target: str) -> Result:
+    def _invoke(self, ps: PowerShell, deadline: float, timeout: float, cmdlet: str, target: str,
+                partial: bool = False) -> Result:
         ps.begin_invoke()
         while ps.state == PSInvocationState.RUNNING:
             remaining = deadline - time.monotonic()
@@ -191,11 +197,17 @@ class FabricSession:
                     pass
                 raise self._error(errors.FabricTimeout, f"no result within {timeout:.0f} s; the call was stopped", cmdlet, target)
             ps.poll_invoke(timeout=max(1, int(min(remaining, 5))))
+        failure = None
+        records = list(ps.streams.error)
         if ps.had_errors:
-            if ps.streams.error:
-                raise self._command_error(ps.streams.error[0], cmdlet, target)
-            raise self._error(errors.FabricCommandError, "the pipeline failed without an error record", cmdlet, target)
-        return Result(list(ps.output), list(ps.streams.error), list(ps.streams.progress), list(ps.streams.warning))
+            if records:
+                # the terminating error is the last record; earlier ones were non-terminating
+                failure = self._command_error(records.pop(), cmdlet, target)
+            else:
+                failure = self._error(errors.FabricCommandError, "the pipeline failed without an error record", cmdlet, target)
+            if not partial:
+                raise failure
+        return Result(list(ps.output), records, list(ps.streams.progress), list(ps.streams.warning), failure)
 
     def _error(self, cls, message, cmdlet, target, **kw):
         return cls(self.settings.name, message, cmdlet=cmdlet, target=target, kind=self.settings.kind, **kw)

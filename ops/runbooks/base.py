@@ -59,6 +59,7 @@ class Outcome:
     context: dict = dataclasses.field(default_factory=dict)  # merged into run.context
     job: typing.Any = None
     delay: float = 0.0
+    request: typing.Any = None  # a bulk.JobRequest to submit (kind "submit")
 
     @classmethod
     def done(cls, message, result=None, level="success", context=None):
@@ -67,6 +68,12 @@ class Outcome:
     @classmethod
     def started(cls, job, message):
         return cls("job", message, "info", {"job_id": job.id}, job=job)
+
+    @classmethod
+    def submit(cls, request, message):
+        """Start this VMM job: the engine submits the jobs of all steps starting
+        together in one round trip (``ops.fabric.bulk.submit_jobs``)."""
+        return cls("submit", message, "info", request=request)
 
     @classmethod
     def failed(cls, error, result=None):
@@ -106,6 +113,7 @@ class StepContext:
     connection: typing.Any
     scom_connection: typing.Any = None
     created_at: typing.Any = None
+    cache: dict = dataclasses.field(default_factory=dict)  # what ``Runbook.prefetch`` read for this increment
 
     @property
     def vmm(self):
@@ -153,6 +161,16 @@ class Runbook:
     # -- actions -------------------------------------------------------------------
     def act(self, ctx: StepContext) -> Outcome:
         return getattr(self, "do_" + ctx.action.replace("-", "_"))(ctx)
+
+    def prefetch(self, ctxs: list[StepContext]) -> dict:
+        """Read in one go what the actions about to run need (e.g. every target VM's
+        state), so N steps cost a few round trips, not N. Shared via ``ctx.cache``."""
+        return {}
+
+    def batch_action(self, action: str):
+        """``batch_<action>(ctxs) -> list[Outcome]`` when the runbook can do many steps of
+        an action (without a VMM job) in one round trip, else None."""
+        return getattr(self, "batch_" + action.replace("-", "_"), None)
 
     def poll_jobs(self, connection, job_ids: list[str]) -> dict:
         return vmm.get_jobs(session_for(connection), job_ids)

@@ -11,7 +11,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 
-from ..fabric import errors, scom, vmm
+from ..fabric import bulk, errors, scom, vmm
 from ..fabric.session import session_for
 from .base import (CUSTOM_PROPERTY, Outcome, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
                    connection_named, fabric_check)
@@ -134,18 +134,56 @@ class BatchCheckpoint(Runbook):
     def _instance(self, c):
         return c.target
 
+    def prefetch(self, ctxs):
+        """One listing of the target VMs (and their checkpoints) for all steps starting now."""
+        ids = [c.target_id for c in ctxs if c.action in self.job_actions and c.target_id]
+        if not ids:
+            return {}
+        s = ctxs[0].vmm
+        cache = {"vms": bulk.get_vms(s, ids)}
+        if any(c.action == "new-checkpoint" for c in ctxs):
+            cache["checkpoints"] = bulk.checkpoints_of(s, [c.target_id for c in ctxs if c.action == "new-checkpoint"])
+        return cache
+
+    def _vm(self, c):
+        vm = c.cache.get("vms", {}).get(c.target_id.lower())
+        return vm if vm is not None else vmm.get_vm(c.vmm, c.target_id)
+
+    def _maintenance_end(self, c):
+        return dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=int(c.params["maintenance_minutes"]))
+
+    def _maintenance_comment(self, c):
+        return f"Slipway run {c.run_id}: batch checkpoint of batch {c.params['batch']}"
+
     def do_maintenance_on(self, c):
         s = c.scom
         name = self._instance(c)
         try:
             if scom.get_maintenance(s, name) is not None:
                 return Outcome.done(f"{name} is already in SCOM maintenance mode")
-            end = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=int(c.params["maintenance_minutes"]))
-            scom.start_maintenance(s, name, end, c.params["maintenance_reason"],
-                                   f"Slipway run {c.run_id}: batch checkpoint of batch {c.params['batch']}")
+            end = self._maintenance_end(c)
+            scom.start_maintenance(s, name, end, c.params["maintenance_reason"], self._maintenance_comment(c))
         except errors.NotFound as exc:
             return Outcome.skipped(f"{exc}; {name} is not monitored, maintenance mode not set")
         return Outcome.done(f"{name} in SCOM maintenance mode until {end:%H:%M} UTC", {"maintenance": True})
+
+    def batch_maintenance_on(self, ctxs):
+        """All of them in two round trips; on an error the engine falls back to one at a time."""
+        s, names = ctxs[0].scom, [self._instance(c) for c in ctxs]
+        states = scom.maintenance_states(s, names)
+        todo = [n for n in names if states.get(n) is False]
+        end = self._maintenance_end(ctxs[0])
+        scom.start_maintenance_many(s, todo, end, ctxs[0].params["maintenance_reason"], self._maintenance_comment(ctxs[0]))
+        out = []
+        for n in names:
+            if states.get(n) is None:
+                out.append(Outcome.skipped(f"SCOM server {s.settings.name}: no monitored object is named {n}; "
+                                           f"{n} is not monitored, maintenance mode not set"))
+            elif states[n]:
+                out.append(Outcome.done(f"{n} is already in SCOM maintenance mode"))
+            else:
+                out.append(Outcome.done(f"{n} in SCOM maintenance mode until {end:%H:%M} UTC", {"maintenance": True}))
+        return out
 
     def do_maintenance_off(self, c):
         name = self._instance(c)
@@ -155,16 +193,29 @@ class BatchCheckpoint(Runbook):
             return Outcome.skipped(f"{exc}; nothing to end")
         return Outcome.done(f"SCOM maintenance mode of {name} ended" if ended else f"{name} was not in maintenance mode")
 
+    def batch_maintenance_off(self, ctxs):
+        s, names = ctxs[0].scom, [self._instance(c) for c in ctxs]
+        states = scom.maintenance_states(s, names)
+        scom.stop_maintenance_many(s, [n for n in names if states.get(n)])
+        out = []
+        for n in names:
+            if states.get(n) is None:
+                out.append(Outcome.skipped(f"SCOM server {s.settings.name}: no monitored object is named {n}; nothing to end"))
+            elif states[n]:
+                out.append(Outcome.done(f"SCOM maintenance mode of {n} ended"))
+            else:
+                out.append(Outcome.done(f"{n} was not in maintenance mode"))
+        return out
+
     def do_stop_vm(self, c):
-        vm = vmm.get_vm(c.vmm, c.target_id)
+        vm = self._vm(c)
         if vm.status == "PowerOff":
             return Outcome.done(f"{c.target} is already stopped", {"already": True})
         if vm.status != "Running":
             return Outcome.later(f"{c.target} is {vm.status}; waiting", 1.0)
         method = "turnoff" if c.params["shutdown"] == "turnoff" else "shutdown"
-        job = vmm.stop_vm(c.vmm, c.target_id, method=method, vm_name=c.target)
         how = "Turning off" if method == "turnoff" else "Shutting down"
-        return Outcome.started(job, f"{how} {c.target}")
+        return Outcome.submit(bulk.stop_vm_request(c.target_id, method, c.target), f"{how} {c.target}")
 
     def checkpoint_name(self, c):
         date = (c.created_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d")
@@ -172,23 +223,24 @@ class BatchCheckpoint(Runbook):
 
     def do_new_checkpoint(self, c):
         marker = MARKER.format(run=c.run_id)
-        for cp in vmm.list_checkpoints(c.vmm, c.target_id):
+        cached = c.cache.get("checkpoints", {})
+        existing = cached[c.target_id.lower()] if c.target_id.lower() in cached else vmm.list_checkpoints(c.vmm, c.target_id)
+        for cp in existing:
             if marker in (cp.description or ""):
                 return Outcome.done(f"{c.target} already has checkpoint '{cp.name}' from this run",
                                     {"checkpoint_id": cp.id, "already": True})
         name = self.checkpoint_name(c)
         desc = f"Batch {c.params['batch']} checkpoint by Slipway {marker}"
-        job = vmm.new_checkpoint(c.vmm, c.target_id, name, desc, vm_name=c.target)
-        return Outcome.started(job, f"Creating checkpoint '{name}' of {c.target}")
+        return Outcome.submit(bulk.new_checkpoint_request(c.target_id, name, desc, c.target),
+                              f"Creating checkpoint '{name}' of {c.target}")
 
     def do_start_vm(self, c):
-        vm = vmm.get_vm(c.vmm, c.target_id)
+        vm = self._vm(c)
         if vm.status == "Running":
             return Outcome.done(f"{c.target} is running", {"already": True})
         if vm.status not in ("PowerOff", "Saved", "Paused"):
             return Outcome.later(f"{c.target} is {vm.status}; waiting", 1.0)
-        job = vmm.start_vm(c.vmm, c.target_id, vm_name=c.target)
-        return Outcome.started(job, f"Starting {c.target}")
+        return Outcome.submit(bulk.start_vm_request(c.target_id, c.target), f"Starting {c.target}")
 
     # -- the outcome -------------------------------------------------------------------
     def summarize(self, run, steps, outcome):

@@ -165,10 +165,10 @@ def run_step_action(request, pk, step_pk):
     try:
         if action == "retry":
             svc.retry_step(request.user, step)
-            done = f"Retrying step {step.index + 1} ({step})."
+            done = f"Retrying step {step.index} ({step})."
         elif action == "skip":
             svc.skip_step(request.user, step)
-            done = f"Skipped step {step.index + 1} ({step}); the run goes on."
+            done = f"Skipped step {step.index} ({step}); the run goes on."
         else:
             svc.abort_run(request.user, run)
             done = f"Run {run.pk} aborted; its clean-up runs now."

@@ -114,7 +114,7 @@
       var row = stepRow(s);
       if (!row) return;
       row.dataset.state = s.state;
-      setField(row, "index", s.index + 1);
+      setField(row, "index", s.index);
       setField(row, "phase", s.phase);
       setField(row, "action", s.action + (s.compensation ? " (compensation)" : ""));
       setField(row, "target", s.target);
