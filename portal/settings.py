@@ -116,7 +116,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("SLIPWAY_REDIS_PREFIX", "slipway")},
+            # redis-py gives every connection a 5 s socket timeout, as long as
+            # channels-redis's blocking receive: an idle websocket would die.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                       "prefix": os.environ.get("SLIPWAY_REDIS_PREFIX", "slipway")},
         }
     }
 else:
@@ -155,6 +158,12 @@ if REDIS_URL and env_bool("SLIPWAY_REDIS_BROKER", True):
 else:
     Q_CLUSTER["orm"] = "default"
 SLIPWAY_LEASE_SECONDS = int(os.environ.get("SLIPWAY_LEASE_SECONDS", "30"))
+# A task keeps its run's lease for up to this long, advancing it in small
+# committed increments, then hands it to the next task (see ops/engine/executor.py).
+SLIPWAY_ENGINE_SLICE_SECONDS = float(os.environ.get("SLIPWAY_ENGINE_SLICE_SECONDS", "8"))
+SLIPWAY_ENGINE_POLL_SECONDS = float(os.environ.get("SLIPWAY_ENGINE_POLL_SECONDS", "0.05"))
+# A run paused by an unreachable VMM server is tried again after this long.
+SLIPWAY_ENGINE_PAUSE_SECONDS = float(os.environ.get("SLIPWAY_ENGINE_PAUSE_SECONDS", "10"))
 
 # --- auth -----------------------------------------------------------------
 LOGIN_URL = "login"

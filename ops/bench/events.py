@@ -91,11 +91,6 @@ def _env(config: str, tmp: Path, pg_url: str | None) -> dict:
     if config == "redis":
         env["REDIS_URL"] = os.environ["REDIS_URL"]
         env["SLIPWAY_REDIS_PREFIX"] = f"slipway-bench-{secrets.token_hex(4)}"
-        from django.conf import settings  # noqa: PLC0415
-
-        hosts = [h for c in settings.CHANNEL_LAYERS.values() for h in c.get("CONFIG", {}).get("hosts", [])]
-        if not hosts or any(isinstance(h, str) for h in hosts):  # see _redis_settings.py
-            env["DJANGO_SETTINGS_MODULE"] = "ops.bench._redis_settings"
         if pg_url:
             env["DATABASE_URL"] = pg_url
     return env

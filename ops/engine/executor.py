@@ -46,6 +46,7 @@ TRANSIENT = (errors.FabricUnreachable, errors.FabricTimeout, errors.FabricAuthEr
 MAX_LATER = 120  # a target still busy after this many tries fails the step
 SYNC_PARALLEL = 4  # steps without a VMM job (SCOM calls, discovery) run at most this many at once
 BATCH_SIZE = 200  # steps of a batchable action (runbook.batch_<action>) done together in one call
+MAX_POLL_DELAY = 0.25  # a poll is one Get-SCJob -Running (plus the jobs that just ended): cheap, so look often
 _threads = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slipway-step")
 
 
@@ -250,11 +251,16 @@ class Increment:
         inflight = [s for s in steps if s.state == Step.State.RUNNING and s.job_id not in ("", RESERVED)]
         if not inflight:
             return False
-        jobs = self.rb.poll_jobs(self.run.connection, [s.job_id for s in inflight])
+        t = time.perf_counter()
+        jobs = self.rb.check_jobs(self.run.connection, {s.job_id: self.ctx(s) for s in inflight})
+        log.debug("run %s: polled %d jobs in %.3f s", self.run_id, len(inflight), time.perf_counter() - t)
         updates, events, progressed = [], [], []
         now, etas = timezone.now(), []
         for s in inflight:
             job = jobs.get(s.job_id)
+            if isinstance(job, Outcome):
+                self.apply(s, job, updates, events)
+                continue
             if job is None:
                 # the server no longer knows the job: run the action again (it checks the real state)
                 s.job_id = RESERVED
@@ -274,8 +280,8 @@ class Increment:
             shown = ", ".join(f"{s.target} {s.progress}%" for s in progressed[:8])
             events.append(Event(f"{len(progressed)} jobs progressing: {shown}{' …' if len(progressed) > 8 else ''}",
                                 "debug", data={"steps": {str(s.pk): s.progress for s in progressed}}))
-        # poll again when the first job should end: a poll costs the VMM server a Get-SCJob per job
-        self.poll_delay = min(1.0, max(poll_seconds(), min(etas) * 0.9)) if etas else poll_seconds()
+        # poll again when the first job should end, and at least every MAX_POLL_DELAY
+        self.poll_delay = min(MAX_POLL_DELAY, max(poll_seconds(), min(etas) * 0.9)) if etas else poll_seconds()
         if updates or events:
             self.commit(run_fields=self.context_field(), steps=updates, events=events)
         return any(f != ("progress",) for _, f in updates)
@@ -296,6 +302,7 @@ class Increment:
         singles = orphans + granted + syncs
         if not singles and not batched:
             return False
+        t = time.perf_counter()
         contexts = {s.pk: self.ctx(s) for s in singles + batched}
         cache = self.prefetch([contexts[s.pk] for s in singles]) if len(singles) > 1 else {}
         for c in contexts.values():
@@ -316,11 +323,14 @@ class Increment:
                 outcomes.update(zip([s.pk for s in batched], batch_future.result()))
             except TRANSIENT as exc:
                 transient = transient or exc
+        t_act = time.perf_counter()
         if transient is None:
             try:
                 self.submit([s for s in singles if s.pk in outcomes], outcomes)
             except TRANSIENT as exc:
                 transient = exc
+        log.debug("run %s: started %d steps (%d batched): read+act %.3f s, submit %.3f s", self.run_id, len(singles),
+                  len(batched), t_act - t, time.perf_counter() - t_act)
         updates, events = [], []
         for s in singles + batched:
             if s.pk in outcomes and outcomes[s.pk].kind != "submit":

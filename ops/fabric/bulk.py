@@ -16,88 +16,82 @@ from . import errors
 from .commands import SWITCH, Cmd, cmd, parse_json_output, select_json
 from .session import FabricSession
 from .types import CheckpointInfo, JobInfo, VMInfo
-from .vmm import (CHECKPOINT_FIELDS, JOB_FIELDS, STOP_METHODS, VM_FIELDS, _checkpoint, _job, _job_variable, _vm,
-                  list_checkpoints, list_vms)
+from .vmm import CHECKPOINT_FIELDS, STOP_METHODS, VM_FIELDS, _checkpoint, _vm, list_checkpoints, list_vms
 
-CHUNK = 60  # operations per round trip (two statements each)
+CHUNK = 12  # job submissions per round trip
 LIST_ALL_ABOVE = 20  # for more IDs than this, one listing of everything is cheaper than one statement each
 
 
 @dataclasses.dataclass
 class JobRequest:
-    """A long cmdlet to start with -RunAsynchronously: its pipeline, and what to call it in errors."""
+    """A long cmdlet to start with -RunAsynchronously: its pipeline, what to call it in
+    errors, and how to recognise its result: the object VMM returns at once has
+    ``match_field`` = ``match_value`` and carries the job as ``MostRecentTaskID``."""
 
     pipeline: list[Cmd]
     cmdlet: str
     target: str
+    match_field: str
+    match_value: str
 
 
 def new_checkpoint_request(vm_id: str, name: str, description: str = "", vm_name: str = "") -> JobRequest:
     return JobRequest([cmd("Get-SCVirtualMachine", ID=vm_id), cmd("New-SCVMCheckpoint", Name=name, Description=description or "")],
-                      "New-SCVMCheckpoint", vm_name or vm_id)
+                      "New-SCVMCheckpoint", vm_name or vm_id, "VMId", vm_id)
 
 
 def stop_vm_request(vm_id: str, method: str = "shutdown", vm_name: str = "") -> JobRequest:
     if method not in STOP_METHODS:
         raise ValueError(f"unknown stop method {method!r}; expected one of {', '.join(STOP_METHODS)}")
     return JobRequest([cmd("Get-SCVirtualMachine", ID=vm_id), Cmd("Stop-SCVirtualMachine", [(STOP_METHODS[method], SWITCH)])],
-                      "Stop-SCVirtualMachine", vm_name or vm_id)
+                      "Stop-SCVirtualMachine", vm_name or vm_id, "ID", vm_id)
 
 
 def start_vm_request(vm_id: str, vm_name: str = "") -> JobRequest:
     return JobRequest([cmd("Get-SCVirtualMachine", ID=vm_id), cmd("Start-SCVirtualMachine")], "Start-SCVirtualMachine",
-                      vm_name or vm_id)
+                      vm_name or vm_id, "ID", vm_id)
 
 
 def remove_checkpoint_request(checkpoint_id: str, label: str = "") -> JobRequest:
     return JobRequest([cmd("Get-SCVMCheckpoint", ID=checkpoint_id), cmd("Remove-SCVMCheckpoint")], "Remove-SCVMCheckpoint",
-                      label or checkpoint_id)
+                      label or checkpoint_id, "ID", checkpoint_id)
 
 
 def submit_jobs(s: FabricSession, requests: typing.Sequence[JobRequest]) -> list[JobInfo | errors.FabricError]:
-    """Start every request's job; returns, in order, its JobInfo or the FabricError that refused it."""
+    """Start every request's job; returns, in order, its JobInfo or the FabricError that refused it.
+
+    One statement per request: ``<pipeline> -RunAsynchronously | Select-Object <match>,
+    MostRecentTaskID | ConvertTo-Json``. Requests go in small chunks so the first
+    jobs start while the next chunk is still being sent.
+    """
     results: list[JobInfo | errors.FabricError | None] = [None] * len(requests)
     todo = list(range(len(requests)))
     while todo:
         chunk, todo = todo[:CHUNK], todo[CHUNK:]
-        variables = {i: _job_variable() for i in chunk}
         statements = []
         for i in chunk:
             req = requests[i]
             last = req.pipeline[-1]
-            pipeline = [*req.pipeline[:-1], Cmd(last.name, [*last.params, ("RunAsynchronously", SWITCH),
-                                                             ("JobVariable", variables[i])], last.script)]
-            statements.append(pipeline + [cmd("Out-Null")])
-            statements.append([cmd("Get-Variable", Name=variables[i], ValueOnly=True), *select_json(*JOB_FIELDS)])
+            pipeline = [*req.pipeline[:-1], Cmd(last.name, [*last.params, ("RunAsynchronously", SWITCH)], last.script)]
+            statements.append(pipeline + select_json(req.match_field, "MostRecentTaskID", "Name"))
         label = requests[chunk[0]].cmdlet if len({requests[i].cmdlet for i in chunk}) == 1 else "jobs"
         result = s.run(statements, cmdlet=label, target=f"{len(chunk)} objects", strict=False, partial=True)
-        missing = {}
-        for record in result.errors:  # "Cannot find a variable with the name 'SlipwayJob_…'": nothing was started
-            text = s._command_error(record, label, "").message
-            for i in chunk:
-                if variables[i] in text:
-                    missing[i] = text
-        outputs = iter(result.output)
+        rows = [row for text in result.output for row in parse_json_output([text])]
         for n, i in enumerate(chunk):
             req = requests[i]
-            if i in missing:
+            row = next((r for r in rows if str(r.get(req.match_field, "")).lower() == req.match_value.lower()), None)
+            if row is not None and row.get("MostRecentTaskID"):
+                results[i] = JobInfo(str(row["MostRecentTaskID"]), req.cmdlet, "Running", 0, target=req.target)
+                continue
+            if result.failure is None:
                 results[i] = errors.NotFound(s.settings.name, f"{req.target} was not found on the server; nothing was started",
                                              cmdlet=req.cmdlet, target=req.target, kind=s.settings.kind)
                 continue
-            text = next(outputs, None)
-            if text is not None:
-                job = _job(parse_json_output([text])[0])
-                job.target = req.target
-                results[i] = job
-                continue
+            # the invocation stopped here: this request failed, the ones after it go again
+            failure = result.failure
+            results[i] = type(failure)(s.settings.name, failure.message, cmdlet=req.cmdlet, target=req.target,
+                                       kind=s.settings.kind, error_id=failure.error_id, category=failure.category)
             todo = chunk[n + 1:] + todo
-            if result.failure is not None:
-                failure = result.failure
-                results[i] = type(failure)(s.settings.name, failure.message, cmdlet=req.cmdlet, target=req.target,
-                                           kind=s.settings.kind, error_id=failure.error_id, category=failure.category)
-            else:
-                results[i] = errors.FabricCommandError(s.settings.name, "the server returned no job", cmdlet=req.cmdlet,
-                                                       target=req.target, kind=s.settings.kind)
             break
     return results  # type: ignore[return-value]
 

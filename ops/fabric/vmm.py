@@ -223,8 +223,21 @@ def get_job(s: FabricSession, job_id: str) -> JobInfo:
     return _job(rows[0])
 
 
-def get_jobs(s: FabricSession, job_ids: typing.Iterable[str]) -> dict[str, JobInfo]:
-    """Several jobs in one round trip (one statement per job)."""
+def running_jobs(s: FabricSession, job_ids: typing.Iterable[str] | None = None) -> dict[str, JobInfo]:
+    """The jobs still running (lower-case ID -> JobInfo), from one ``Get-SCJob -Running``;
+    limited to ``job_ids`` when given."""
+    result = s.run([[cmd("Get-SCJob", Running=True), *select_json(*JOB_FIELDS)]], cmdlet="Get-SCJob", target="running jobs")
+    wanted = {j.lower() for j in job_ids} if job_ids is not None else None
+    jobs = {}
+    for row in parse_json_output(result.output):
+        job = _job(row)
+        if not job.finished and (wanted is None or job.id.lower() in wanted):
+            jobs[job.id.lower()] = job
+    return jobs
+
+
+def jobs_by_id(s: FabricSession, job_ids: typing.Iterable[str]) -> dict[str, JobInfo]:
+    """Jobs by ID, one statement each, one round trip; unknown IDs are left out."""
     ids = [str(j) for j in job_ids]
     if not ids:
         return {}
@@ -235,6 +248,17 @@ def get_jobs(s: FabricSession, job_ids: typing.Iterable[str]) -> dict[str, JobIn
         for row in parse_json_output([text]):
             job = _job(row)
             jobs[job.id.lower()] = job
+    return jobs
+
+
+def get_jobs(s: FabricSession, job_ids: typing.Iterable[str]) -> dict[str, JobInfo]:
+    """Several jobs (ID as given -> JobInfo): the running ones from one ``Get-SCJob -Running``,
+    the others (ended: their status and error) one statement each. Unknown IDs are left out."""
+    ids = [str(j) for j in job_ids]
+    if not ids:
+        return {}
+    jobs = running_jobs(s, ids) if len(ids) > 3 else {}
+    jobs.update(jobs_by_id(s, [j for j in ids if j.lower() not in jobs]))
     return {j: jobs[j.lower()] for j in ids if j.lower() in jobs}
 
 

@@ -172,8 +172,29 @@ class Runbook:
         an action (without a VMM job) in one round trip, else None."""
         return getattr(self, "batch_" + action.replace("-", "_"), None)
 
-    def poll_jobs(self, connection, job_ids: list[str]) -> dict:
-        return vmm.get_jobs(session_for(connection), job_ids)
+    def check_jobs(self, connection, ctxs: dict) -> dict:
+        """The state of in-flight jobs (job ID -> ctx of its step): job ID -> JobInfo, or an
+        Outcome when the fabric's state already shows what the ended job did.
+
+        One ``Get-SCJob -Running`` says which jobs still run; for the ones that ended,
+        ``verify_ended`` may judge them from the fabric's state in a few round trips;
+        the rest are read one by one (for their status and error)."""
+        s = session_for(connection)
+        ids = list(ctxs)
+        running = vmm.running_jobs(s, ids) if len(ids) > 3 else {}
+        out = {j: running[j.lower()] for j in ids if j.lower() in running}
+        ended = {j: ctxs[j] for j in ids if j not in out}
+        verdicts = self.verify_ended(ended) if len(ended) > 3 else {}
+        out.update(verdicts)
+        rest = [j for j in ended if j not in verdicts]
+        found = vmm.jobs_by_id(s, rest)
+        out.update({j: found[j.lower()] for j in rest if j.lower() in found})
+        return out
+
+    def verify_ended(self, ctxs: dict) -> dict:
+        """Job ID -> Outcome for ended jobs whose result the fabric's state shows (success
+        only; a job that did not do its work is read in full for its error)."""
+        return {}
 
     def job_finished(self, ctx: StepContext, job) -> Outcome:
         if job.succeeded:

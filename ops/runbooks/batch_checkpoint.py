@@ -145,6 +145,29 @@ class BatchCheckpoint(Runbook):
             cache["checkpoints"] = bulk.checkpoints_of(s, [c.target_id for c in ctxs if c.action == "new-checkpoint"])
         return cache
 
+    def verify_ended(self, ctxs):
+        """Ended jobs whose work shows in the fabric: the VM stopped / running, the checkpoint there."""
+        if not ctxs:
+            return {}
+        any_ctx = next(iter(ctxs.values()))
+        s = any_ctx.vmm
+        vm_ids = [c.target_id for c in ctxs.values()]
+        vms = bulk.get_vms(s, vm_ids)
+        cp_ids = [c.target_id for c in ctxs.values() if c.action == "new-checkpoint"]
+        cps = bulk.checkpoints_of(s, cp_ids) if cp_ids else {}
+        out = {}
+        for job_id, c in ctxs.items():
+            vm = vms.get(c.target_id.lower())
+            if vm is None:
+                continue
+            ok = ((c.action == "stop-vm" and vm.status == "PowerOff")
+                  or (c.action == "start-vm" and vm.status == "Running")
+                  or (c.action == "new-checkpoint"
+                      and any(MARKER.format(run=c.run_id) in (cp.description or "") for cp in cps.get(c.target_id.lower(), []))))
+            if ok:
+                out[job_id] = Outcome.done(self.done_messages[c.action].format(target=c.target), {"job_id": job_id})
+        return out
+
     def _vm(self, c):
         vm = c.cache.get("vms", {}).get(c.target_id.lower())
         return vm if vm is not None else vmm.get_vm(c.vmm, c.target_id)

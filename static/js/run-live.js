@@ -82,7 +82,7 @@
     if (finished && run.finished_at) finished.textContent = run.finished_at.replace("T", " ").substring(0, 19) + " UTC";
     runActive = !!run.is_active;
     root.dataset.runActive = String(runActive);
-    root.dataset.runState = run.state;
+    root.dataset.currentState = run.state;
     root.querySelectorAll("[data-when-active]").forEach(function (el) { el.hidden = !runActive; });
     if (!runActive && ws === null) stopPolling();
   }
