@@ -65,9 +65,9 @@ def submit_jobs(s: FabricSession, requests: typing.Sequence[JobRequest]) -> list
     jobs start while the next chunk is still being sent.
     """
     results: list[JobInfo | errors.FabricError | None] = [None] * len(requests)
-    todo = list(range(len(requests)))
-    while todo:
-        chunk, todo = todo[:CHUNK], todo[CHUNK:]
+    queue = [list(range(i, min(i + CHUNK, len(requests)))) for i in range(0, len(requests), CHUNK)]
+    while queue:
+        chunk = queue.pop(0)
         statements = []
         for i in chunk:
             req = requests[i]
@@ -77,22 +77,32 @@ def submit_jobs(s: FabricSession, requests: typing.Sequence[JobRequest]) -> list
         label = requests[chunk[0]].cmdlet if len({requests[i].cmdlet for i in chunk}) == 1 else "jobs"
         result = s.run(statements, cmdlet=label, target=f"{len(chunk)} objects", strict=False, partial=True)
         rows = [row for text in result.output for row in parse_json_output([text])]
+        found = {}
         for n, i in enumerate(chunk):
             req = requests[i]
             row = next((r for r in rows if str(r.get(req.match_field, "")).lower() == req.match_value.lower()), None)
             if row is not None and row.get("MostRecentTaskID"):
-                results[i] = JobInfo(str(row["MostRecentTaskID"]), req.cmdlet, "Running", 0, target=req.target)
-                continue
-            if result.failure is None:
+                found[n] = JobInfo(str(row["MostRecentTaskID"]), req.cmdlet, "Running", 0, target=req.target)
+        last_ran = max(found, default=-1)
+        for n, i in enumerate(chunk):
+            req = requests[i]
+            if n in found:
+                results[i] = found[n]
+            elif n < last_ran or result.failure is None:
+                # a later statement ran, or nothing failed: this one found no object to act on
                 results[i] = errors.NotFound(s.settings.name, f"{req.target} was not found on the server; nothing was started",
                                              cmdlet=req.cmdlet, target=req.target, kind=s.settings.kind)
-                continue
-            # the invocation stopped here: this request failed, the ones after it go again
-            failure = result.failure
-            results[i] = type(failure)(s.settings.name, failure.message, cmdlet=req.cmdlet, target=req.target,
-                                       kind=s.settings.kind, error_id=failure.error_id, category=failure.category)
-            todo = chunk[n + 1:] + todo
-            break
+        if result.failure is not None:
+            after = [i for n, i in enumerate(chunk) if n > last_ran]
+            if len(after) == 1:
+                # the invocation stopped at this one
+                req, failure = requests[after[0]], result.failure
+                results[after[0]] = type(failure)(s.settings.name, failure.message, cmdlet=req.cmdlet, target=req.target,
+                                                  kind=s.settings.kind, error_id=failure.error_id, category=failure.category)
+            else:
+                # it stopped at one of these (the ones before it may have found nothing): alone, the first
+                # tells which; the rest go again together
+                queue[:0] = [[after[0]], after[1:]]
     return results  # type: ignore[return-value]
 
 

@@ -61,7 +61,7 @@ def check_literal_name(s, name: str, what: str, cmdlet: str) -> None:
                               cmdlet=cmdlet, target=str(name), kind=s.settings.kind)
 
 
-def select_json(*fields: str, depth: int = 1) -> list[Cmd]:
+def select_json(*fields: str, depth: int = 2) -> list[Cmd]:
     """``| Select-Object -Property f1,f2 | ConvertTo-Json -Compress -Depth d``: ask for exactly the fields needed."""
     return [cmd("Select-Object", Property=list(fields)), cmd("ConvertTo-Json", Compress=True, Depth=depth)]
 

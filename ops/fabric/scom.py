@@ -79,6 +79,8 @@ def maintenance_states(s: FabricSession, names: list[str]) -> dict[str, bool | N
     """name -> in maintenance mode (True/False), or None when SCOM monitors no object of that name."""
     if not names:
         return {}
+    for name in names:
+        check_literal_name(s, name, "monitored computer", "Get-SCOMClassInstance")
     rows = parse_json_output(s.run([[cmd("Get-SCOMClassInstance", Name=list(names)),
                                      *select_json("DisplayName", "InMaintenanceMode")]],
                                    cmdlet="Get-SCOMClassInstance", target=f"{len(names)} objects").output)
@@ -94,6 +96,8 @@ def start_maintenance_many(s: FabricSession, names: list[str], end_time: dt.date
     """``Get-SCOMClassInstance -Name a,b,c | Start-SCOMMaintenanceMode``: one round trip for all of them."""
     if reason not in REASONS:
         raise ValueError(f"unknown maintenance reason {reason!r}")
+    for name in names:
+        check_literal_name(s, name, "monitored computer", "Start-SCOMMaintenanceMode")
     if names:
         s.run([[cmd("Get-SCOMClassInstance", Name=list(names)),
                 cmd("Start-SCOMMaintenanceMode", EndTime=_iso(end_time), Reason=reason, Comment=comment), cmd("Out-Null")]],
@@ -101,6 +105,8 @@ def start_maintenance_many(s: FabricSession, names: list[str], end_time: dt.date
 
 
 def stop_maintenance_many(s: FabricSession, names: list[str]) -> None:
+    for name in names:
+        check_literal_name(s, name, "monitored computer", "Set-SCOMMaintenanceMode")
     if names:
         now = dt.datetime.now(dt.timezone.utc)
         s.run([[cmd("Get-SCOMClassInstance", Name=list(names)), cmd("Get-SCOMMaintenanceMode"),

@@ -42,7 +42,6 @@ class VMInfo:
     memory_mb: int
     owner: str
     custom: dict
-    checkpoint_count: int = 0
 
 
 @dataclasses.dataclass

@@ -16,7 +16,7 @@ from .session import FabricSession
 from .types import CheckpointInfo, CloudInfo, ClusterInfo, HostInfo, JobInfo, UserRoleInfo, VMInfo
 
 VM_FIELDS = ("ID", "Name", "Status", "HostName", "Cloud", "IsHighlyAvailable", "Memory", "Owner", "CustomProperty",
-             *(f"Custom{i}" for i in range(1, 11)), "CheckpointCount")
+             *(f"Custom{i}" for i in range(1, 11)))
 HOST_FIELDS = ("ID", "Name", "HostCluster", "OverallState", "CommunicationState", "MaintenanceHost",
                "TotalMemory", "AvailableMemory")
 CHECKPOINT_FIELDS = ("ID", "Name", "Description", "AddedTime", "VM", "VMId")
@@ -66,7 +66,6 @@ def _vm(d: dict) -> VMInfo:
         memory_mb=int(d.get("Memory") or 0),
         owner=_ref_name(d.get("Owner")),
         custom=custom,
-        checkpoint_count=int(d.get("CheckpointCount") or 0),
     )
 
 
@@ -102,7 +101,7 @@ def _job(d: dict) -> JobInfo:
     )
 
 
-def _query(s: FabricSession, pipeline: list[Cmd], fields, *, cmdlet: str, target: str = "", depth: int = 1,
+def _query(s: FabricSession, pipeline: list[Cmd], fields, *, cmdlet: str, target: str = "", depth: int = 2,
            timeout: float | None = None) -> list[dict]:
     result = s.run([pipeline + select_json(*fields, depth=depth)], cmdlet=cmdlet, target=target, timeout=timeout)
     return parse_json_output(result.output)

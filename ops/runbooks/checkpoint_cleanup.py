@@ -11,7 +11,7 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 
-from ..fabric import vmm
+from ..fabric import bulk, vmm
 from ..fabric.session import session_for
 from .base import Outcome, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int, connection_named, fabric_check
 
@@ -41,6 +41,17 @@ class CheckpointCleanup(Runbook):
     job_actions = {"remove-checkpoint"}
     done_messages = {"remove-checkpoint": "Removed checkpoint {target}"}
     param_names = ("cloud", "older_than_days", "keep_newest", "dry_run", "connection", "on_error")
+    params = [
+        {"name": "cloud", "label": "Cloud", "help": "Only the VMs of this cloud (empty: every VM)."},
+        {"name": "older_than_days", "label": "Older than (days)", "type": "int", "min": 0, "max": 36500,
+         "help": "Remove checkpoints added more than this many days ago."},
+        {"name": "keep_newest", "label": "Keep newest", "type": "int", "min": 0, "max": 1000,
+         "help": "Keep each VM's newest K checkpoints. Give this, the age, or both."},
+        {"name": "dry_run", "label": "Dry run: list what would go, remove nothing", "type": "bool"},
+        {"name": "on_error", "label": "When a removal fails", "choices": [
+            ("continue", "Go on with the others, then fail naming it"), ("wait", "Wait for the operator")]},
+        {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
+    ]
     default_on_error = "continue"
 
     def on_error(self, run):
@@ -118,12 +129,18 @@ class CheckpointCleanup(Runbook):
             msg += ": " + "; ".join(f"{r['vm_name']}: '{r['name']}' ({r['added_at'][:10] or 'no date'})" for r in rows[:200])
         return Outcome.done(msg, {"checkpoints": len(cps), "selected": len(rows)}, context={"remove": rows})
 
+    def prefetch(self, ctxs):
+        ids = [c.target_id for c in ctxs if c.action == "remove-checkpoint" and c.target_id]
+        return {"checkpoints": bulk.checkpoints_of(ctxs[0].vmm, ids)} if ids else {}
+
     def do_remove_checkpoint(self, c):
         cp_id = c.data["checkpoint_id"]
-        if not any(cp.id.lower() == cp_id.lower() for cp in vmm.list_checkpoints(c.vmm, c.target_id)):
+        cached = c.cache.get("checkpoints", {})
+        present = cached[c.target_id.lower()] if c.target_id.lower() in cached else vmm.list_checkpoints(c.vmm, c.target_id)
+        if not any(cp.id.lower() == cp_id.lower() for cp in present):
             return Outcome.done(f"{c.target} is already gone", {"already": True})
-        job = vmm.remove_checkpoint(c.vmm, cp_id, label=c.target)
-        return Outcome.started(job, f"Removing checkpoint {c.target} (merging its disk)")
+        return Outcome.submit(bulk.remove_checkpoint_request(cp_id, c.target),
+                              f"Removing checkpoint {c.target} (merging its disk)")
 
     def summarize(self, run, steps, outcome):
         removed = [s for s in steps if s.action == "remove-checkpoint" and s.state == "succeeded"]

@@ -60,3 +60,12 @@ def test_failed_sync_changes_nothing_and_says_why(sim):
     sim.vmm.refresh_from_db()
     assert sim.vmm.last_error == record.error
     assert SyncRecord.objects.filter(ok=False).count() == 1
+
+
+def test_named_custom_properties_are_kept(sim):
+    assert sync_connection(sim.vmm).ok
+    named = [vm for vm in VirtualMachine.objects.all() if set(vm.custom) - {f"Custom{i}" for i in range(1, 11)}]
+    assert named, "the demo scenario has VMs with named custom properties"
+    vm = named[0]
+    state_vm = sim.vm(vm.name)
+    assert vm.custom.get("Custom1", "") == (state_vm.get("custom1") or "")

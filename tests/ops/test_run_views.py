@@ -146,10 +146,10 @@ def test_start_form_is_built_from_the_registry(client_for, operator):
 
 
 @pytest.mark.parametrize("kind,params,field,text", [
-    ("batch-checkpoint", {}, "batch", "batch is required"),
+    ("batch-checkpoint", {}, "batch", "This field is required"),
     ("batch-checkpoint", {"batch": "99"}, "batch", "no such batch"),
     ("batch-checkpoint", {"batch": "3", "cloud": "Nowhere"}, "cloud", "no cloud named"),
-    ("checkpoint-cleanup", {"older_than_days": "-1"}, "older_than_days", "must be at least 0"),
+    ("checkpoint-cleanup", {"older_than_days": "-1"}, "older_than_days", "greater than or equal to 0"),
 ])
 def test_bad_parameters_are_shown_next_to_the_field_and_nothing_starts(sim, client_for, operator, kind, params, field, text):
     resp = client_for(operator).post(reverse("ops:run_start"), {"kind": kind, **params})
