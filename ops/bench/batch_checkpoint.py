@@ -19,7 +19,8 @@ BATCH = "7"
 def add_arguments(parser):
     parser.add_argument("--vms", type=int, default=500, help="VMs in the batch")
     parser.add_argument("--concurrency", type=int, default=50, help="max_concurrent_jobs of the VMM server")
-    parser.add_argument("--time-scale", type=float, default=0.5, help="simulator time scale (1 = VMM's real durations)")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="simulator time scale (1 = the simulator's own job durations: checkpoint 4 s, shutdown 6 s, start 5 s)")
     parser.add_argument("--workers", type=int, default=2, help="django-q2 workers")
     parser.add_argument("--no-scom", action="store_true", help="no SCOM connection (no maintenance steps)")
     parser.add_argument("--timeout", type=float, default=1800)

@@ -421,7 +421,7 @@ class Increment:
         """Put an outcome on its step (in memory) and queue its event."""
         now = timezone.now()
         data = {"step": s.pk, "target": s.target, "action": s.action, "phase": s.phase}
-        fields = {"state", "job_id", "result", "error", "finished_at", "progress", "data"}
+        fields = {"state", "job_id", "result", "error", "started_at", "finished_at", "progress", "data", "attempts"}
         s.result.update(outcome.result)
         if outcome.context:
             self.run.context.update(outcome.context)
