@@ -22,40 +22,27 @@ that Slipway started run on one VMM server at once. A reservation found at
 the start of an increment belongs to a crashed attempt: its action runs again
 (it finds the checkpoint or the stopped VM and does not act twice).
 """
-import concurrent.futures
 import logging
 import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from ..fabric import bulk, errors
-from ..fabric.session import session_for
 from ..models import Run, ServerConnection, Step
 from ..runbooks import registry
-from ..runbooks.base import Outcome, StepContext
+from ..runbooks.base import StepContext
 from . import lease
 from .events import Event, emit_many
+from .steps import RESERVED, TRANSIENT, StepWork, poll_seconds  # noqa: F401 - re-exported for tests
 
 log = logging.getLogger("slipway.engine")
 
-RESERVED = "reserved"
-TRANSIENT = (errors.FabricUnreachable, errors.FabricTimeout, errors.FabricAuthError)
-MAX_LATER = 120  # a target still busy after this many tries fails the step
-SYNC_PARALLEL = 4  # steps without a VMM job (SCOM calls, discovery) run at most this many at once
-BATCH_SIZE = 200  # steps of a batchable action (runbook.batch_<action>) done together in one call
-MAX_POLL_DELAY = 0.25  # a poll is one Get-SCJob -Running (plus the jobs that just ended): cheap, so look often
-_threads = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slipway-step")
 
 
 def slice_seconds() -> float:
     return float(getattr(settings, "SLIPWAY_ENGINE_SLICE_SECONDS", 8.0))
 
-
-def poll_seconds() -> float:
-    return float(getattr(settings, "SLIPWAY_ENGINE_POLL_SECONDS", 0.05))
 
 
 def pause_seconds() -> float:
@@ -106,7 +93,7 @@ def advance(run_id: int, token: str) -> str:
         return "error"
 
 
-class Increment:
+class Increment(StepWork):
     def __init__(self, run_id, token):
         self.run_id = run_id
         self.token = token
@@ -245,215 +232,6 @@ class Increment:
         if running:
             msg += f"; waiting for {running} running steps to finish"
         self.commit(run_fields=["context"], steps=changed, events=[Event(msg, "warning")])
-
-    # -- jobs in flight ------------------------------------------------------------------
-    def poll(self, steps):
-        inflight = [s for s in steps if s.state == Step.State.RUNNING and s.job_id not in ("", RESERVED)]
-        if not inflight:
-            return False
-        t = time.perf_counter()
-        jobs = self.rb.check_jobs(self.run.connection, {s.job_id: self.ctx(s) for s in inflight})
-        log.debug("run %s: polled %d jobs in %.3f s", self.run_id, len(inflight), time.perf_counter() - t)
-        updates, events, progressed = [], [], []
-        now, etas = timezone.now(), []
-        for s in inflight:
-            job = jobs.get(s.job_id)
-            if isinstance(job, Outcome):
-                self.apply(s, job, updates, events)
-                continue
-            if job is None:
-                # the server no longer knows the job: run the action again (it checks the real state)
-                s.job_id = RESERVED
-                updates.append((s, ("job_id",)))
-            elif job.finished:
-                self.apply(s, self.rb.job_finished(self.ctx(s), job), updates, events)
-            else:
-                # when will the first job end? progress is linear in time on VMM and the simulator
-                elapsed = (now - s.started_at).total_seconds() if s.started_at else 0.0
-                etas.append(elapsed * (100 - job.progress) / job.progress if job.progress > 0 else elapsed / 2)
-            if job is not None and not job.finished and job.progress != s.progress:
-                s.progress = job.progress
-                updates.append((s, ("progress",)))
-                progressed.append(s)
-        if progressed and time.monotonic() - self.last_progress_event >= 1.0:
-            self.last_progress_event = time.monotonic()
-            shown = ", ".join(f"{s.target} {s.progress}%" for s in progressed[:8])
-            events.append(Event(f"{len(progressed)} jobs progressing: {shown}{' …' if len(progressed) > 8 else ''}",
-                                "debug", data={"steps": {str(s.pk): s.progress for s in progressed}}))
-        # poll again when the first job should end, and at least every MAX_POLL_DELAY
-        self.poll_delay = min(MAX_POLL_DELAY, max(poll_seconds(), min(etas) * 0.9)) if etas else poll_seconds()
-        if updates or events:
-            self.commit(run_fields=self.context_field(), steps=updates, events=events)
-        return any(f != ("progress",) for _, f in updates)
-
-    # -- starting steps ------------------------------------------------------------------
-    def start(self, steps):
-        now = time.time()
-        orphans = [s for s in steps if s.state == Step.State.RUNNING and s.job_id == RESERVED]
-        pending = [s for s in steps if s.state == Step.State.PENDING and s.data.get("retry_at", 0) <= now]
-        syncs, batched = self.pick_syncs(pending)
-        busy = {s.target_id for s in steps if s.state == Step.State.RUNNING and s.target_id}
-        wanted = []
-        for s in pending:
-            if s.action in self.rb.job_actions and not (s.target_id and s.target_id in busy):
-                wanted.append(s)
-                busy.add(s.target_id)
-        granted = self.reserve(wanted) if wanted else []
-        singles = orphans + granted + syncs
-        if not singles and not batched:
-            return False
-        t = time.perf_counter()
-        contexts = {s.pk: self.ctx(s) for s in singles + batched}
-        cache = self.prefetch([contexts[s.pk] for s in singles]) if len(singles) > 1 else {}
-        for c in contexts.values():
-            c.cache = cache
-        futures = {s.pk: _threads.submit(self.act, contexts[s.pk]) for s in singles}
-        batch_future = _threads.submit(self.act_batch, [contexts[s.pk] for s in batched]) if batched else None
-        for s in syncs + batched:
-            s.state, s.started_at, s.attempts = Step.State.RUNNING, timezone.now(), s.attempts + 1
-        transient = None
-        outcomes = {}
-        for s in singles:
-            try:
-                outcomes[s.pk] = futures[s.pk].result()
-            except TRANSIENT as exc:
-                transient = transient or exc
-        if batch_future is not None:
-            try:
-                outcomes.update(zip([s.pk for s in batched], batch_future.result()))
-            except TRANSIENT as exc:
-                transient = transient or exc
-        t_act = time.perf_counter()
-        if transient is None:
-            try:
-                self.submit([s for s in singles if s.pk in outcomes], outcomes)
-            except TRANSIENT as exc:
-                transient = exc
-        log.debug("run %s: started %d steps (%d batched): read+act %.3f s, submit %.3f s", self.run_id, len(singles),
-                  len(batched), t_act - t, time.perf_counter() - t_act)
-        updates, events = [], []
-        for s in singles + batched:
-            if s.pk in outcomes and outcomes[s.pk].kind != "submit":
-                self.apply(s, outcomes[s.pk], updates, events)
-        if updates or events:
-            self.commit(run_fields=self.context_field(), steps=updates, events=events)
-        if transient is not None:
-            raise transient
-        return True
-
-    def prefetch(self, ctxs):
-        try:
-            return self.rb.prefetch(ctxs)
-        except TRANSIENT:
-            raise
-        except errors.FabricError as exc:  # the actions read what they need themselves
-            log.warning("run %s: prefetch failed, steps read the fabric one by one: %s", self.run_id, exc)
-            return {}
-
-    def pick_syncs(self, pending):
-        """Steps without a VMM job: a few single ones, or many of one batchable action at once."""
-        syncs, batched = [], []
-        for s in pending:
-            if s.action in self.rb.job_actions:
-                continue
-            if self.rb.batch_action(s.action):
-                if not batched or (batched[0].action == s.action and len(batched) < BATCH_SIZE):
-                    batched.append(s)
-            elif len(syncs) < SYNC_PARALLEL:
-                syncs.append(s)
-        return syncs, batched
-
-    def act_batch(self, ctxs):
-        try:
-            outcomes = self.rb.batch_action(ctxs[0].action)(ctxs)
-        except TRANSIENT:
-            raise
-        except errors.FabricError:
-            return [self.act(c) for c in ctxs]  # one bad object must not fail the others: one at a time
-        return outcomes
-
-    def submit(self, steps, outcomes):
-        """Start the VMM jobs the actions asked for, all in one round trip."""
-        asked = [s for s in steps if outcomes[s.pk].kind == "submit"]
-        if not asked:
-            return
-        results = bulk.submit_jobs(session_for(self.run.connection), [outcomes[s.pk].request for s in asked])
-        for s, result in zip(asked, results):
-            message = outcomes[s.pk].message
-            if isinstance(result, TRANSIENT):
-                raise result
-            if isinstance(result, errors.VMBusy):
-                outcomes[s.pk] = Outcome.later(f"{result}; will try again", 2.0)
-            elif isinstance(result, errors.FabricError):
-                outcomes[s.pk] = Outcome.failed(str(result))
-            else:
-                outcomes[s.pk] = Outcome.started(result, message)
-
-    def act(self, ctx):
-        try:
-            return self.rb.act(ctx)
-        except TRANSIENT:
-            raise
-        except errors.VMBusy as exc:
-            return Outcome.later(f"{exc}; will try again", 2.0)
-        except errors.FabricError as exc:
-            return Outcome.failed(str(exc))
-        except Exception as exc:  # a bug in an action fails its step, naming it
-            log.exception("step %s (%s on %s) raised", ctx.step_id, ctx.action, ctx.target)
-            return Outcome.failed(f"{ctx.action} on {ctx.target} failed: {exc.__class__.__name__}: {exc}")
-
-    def reserve(self, wanted):
-        run = self.run
-        with transaction.atomic():
-            lease.renew(run.pk, self.token)
-            conn = ServerConnection.objects.select_for_update().get(pk=run.connection_id)
-            busy = (Step.objects.filter(run__connection_id=conn.pk, run__state__in=Run.ACTIVE_STATES,
-                                        state=Step.State.RUNNING).exclude(job_id="").count())
-            granted = wanted[:max(0, conn.max_concurrent_jobs - busy)]
-            if granted:
-                Step.objects.filter(pk__in=[s.pk for s in granted]).update(
-                    state=Step.State.RUNNING, job_id=RESERVED, attempts=F("attempts") + 1, started_at=timezone.now())
-        for s in granted:
-            s.state, s.job_id, s.attempts = Step.State.RUNNING, RESERVED, s.attempts + 1
-        return granted
-
-    def apply(self, s, outcome, updates, events):
-        """Put an outcome on its step (in memory) and queue its event."""
-        now = timezone.now()
-        data = {"step": s.pk, "target": s.target, "action": s.action, "phase": s.phase}
-        fields = {"state", "job_id", "result", "error", "started_at", "finished_at", "progress", "data", "attempts"}
-        s.result.update(outcome.result)
-        if outcome.context:
-            self.run.context.update(outcome.context)
-            self.dirty = True
-        level = outcome.level
-        if outcome.kind == "done":
-            s.state, s.finished_at, s.progress = Step.State.SUCCEEDED, now, 100
-        elif outcome.kind == "job":
-            s.state, s.job_id, s.progress = Step.State.RUNNING, outcome.job.id, outcome.job.progress or 0
-            data["job_id"] = outcome.job.id
-        elif outcome.kind == "skipped":
-            s.state, s.finished_at = Step.State.SKIPPED, now
-        elif outcome.kind == "later":
-            tries = int(s.data.get("later", 0)) + 1
-            if tries > MAX_LATER:
-                outcome = Outcome.failed(f"{outcome.message}: still busy after {MAX_LATER} tries")
-                level = "error"
-            else:
-                s.state, s.job_id = Step.State.PENDING, ""
-                s.data.update(later=tries, retry_at=time.time() + outcome.delay)
-                updates.append((s, fields))
-                if tries == 1:
-                    events.append(Event(outcome.message, "info", s, data={**data, "state": s.state}))
-                return
-        if outcome.kind == "failed":
-            s.state, s.finished_at, s.error = Step.State.FAILED, now, outcome.message
-            level = "error"
-        if s.job_id == RESERVED:
-            s.job_id = ""  # a final step's real job id stays for the record; only RUNNING ones count as in flight
-        data["state"] = s.state
-        updates.append((s, fields))
-        events.append(Event(outcome.message, level, s, data=data))
 
     # -- junctions and the end -----------------------------------------------------------
     def junction(self, steps):
