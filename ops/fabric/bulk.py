@@ -9,6 +9,7 @@ next round trip. So one bad VM never hides the others' results.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import typing
 
@@ -18,7 +19,8 @@ from .session import FabricSession
 from .types import CheckpointInfo, JobInfo, VMInfo
 from .vmm import CHECKPOINT_FIELDS, STOP_METHODS, VM_FIELDS, _checkpoint, _vm, list_checkpoints, list_vms
 
-CHUNK = 12  # job submissions per round trip
+CHUNK = 10  # job submissions per round trip
+PARALLEL_CHUNKS = 3  # round trips under way at once (each on its own runspace pool)
 LIST_ALL_ABOVE = 20  # for more IDs than this, one listing of everything is cheaper than one statement each
 
 
@@ -61,49 +63,60 @@ def submit_jobs(s: FabricSession, requests: typing.Sequence[JobRequest]) -> list
     """Start every request's job; returns, in order, its JobInfo or the FabricError that refused it.
 
     One statement per request: ``<pipeline> -RunAsynchronously | Select-Object <match>,
-    MostRecentTaskID | ConvertTo-Json``. Requests go in small chunks so the first
-    jobs start while the next chunk is still being sent.
+    MostRecentTaskID | ConvertTo-Json``. Requests go in small chunks, several chunks at
+    once on the session's runspace pools, so the first jobs start while the next chunks
+    are still being sent.
     """
     results: list[JobInfo | errors.FabricError | None] = [None] * len(requests)
-    queue = [list(range(i, min(i + CHUNK, len(requests)))) for i in range(0, len(requests), CHUNK)]
-    while queue:
-        chunk = queue.pop(0)
-        statements = []
-        for i in chunk:
-            req = requests[i]
-            last = req.pipeline[-1]
-            pipeline = [*req.pipeline[:-1], Cmd(last.name, [*last.params, ("RunAsynchronously", SWITCH)], last.script)]
-            statements.append(pipeline + select_json(req.match_field, "MostRecentTaskID", "Name"))
-        label = requests[chunk[0]].cmdlet if len({requests[i].cmdlet for i in chunk}) == 1 else "jobs"
-        result = s.run(statements, cmdlet=label, target=f"{len(chunk)} objects", strict=False, partial=True)
-        rows = [row for text in result.output for row in parse_json_output([text])]
-        found = {}
-        for n, i in enumerate(chunk):
-            req = requests[i]
-            row = next((r for r in rows if str(r.get(req.match_field, "")).lower() == req.match_value.lower()), None)
-            if row is not None and row.get("MostRecentTaskID"):
-                found[n] = JobInfo(str(row["MostRecentTaskID"]), req.cmdlet, "Running", 0, target=req.target)
-        last_ran = max(found, default=-1)
-        for n, i in enumerate(chunk):
-            req = requests[i]
-            if n in found:
-                results[i] = found[n]
-            elif n < last_ran or result.failure is None:
-                # a later statement ran, or nothing failed: this one found no object to act on
-                results[i] = errors.NotFound(s.settings.name, f"{req.target} was not found on the server; nothing was started",
-                                             cmdlet=req.cmdlet, target=req.target, kind=s.settings.kind)
-        if result.failure is not None:
-            after = [i for n, i in enumerate(chunk) if n > last_ran]
-            if len(after) == 1:
-                # the invocation stopped at this one
-                req, failure = requests[after[0]], result.failure
-                results[after[0]] = type(failure)(s.settings.name, failure.message, cmdlet=req.cmdlet, target=req.target,
-                                                  kind=s.settings.kind, error_id=failure.error_id, category=failure.category)
-            else:
-                # it stopped at one of these (the ones before it may have found nothing): alone, the first
-                # tells which; the rest go again together
-                queue[:0] = [[after[0]], after[1:]]
+    chunks = [list(range(i, min(i + CHUNK, len(requests)))) for i in range(0, len(requests), CHUNK)]
+    if len(chunks) > 1:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(PARALLEL_CHUNKS, len(chunks))) as pool:
+            outcomes = list(pool.map(lambda c: _submit_chunk(s, requests, c, results), chunks))
+    else:
+        outcomes = [_submit_chunk(s, requests, chunks[0], results)] if chunks else []
+    queue = [again for retry in outcomes for again in retry]
+    while queue:  # the chunks an error stopped: what is left of them, one round trip at a time
+        queue[:0] = _submit_chunk(s, requests, queue.pop(0), results)
     return results  # type: ignore[return-value]
+
+
+def _submit_chunk(s: FabricSession, requests, chunk: list[int], results: list) -> list[list[int]]:
+    """Submit one chunk; fill ``results`` for what it settled, return the chunks to send again."""
+    statements = []
+    for i in chunk:
+        req = requests[i]
+        last = req.pipeline[-1]
+        pipeline = [*req.pipeline[:-1], Cmd(last.name, [*last.params, ("RunAsynchronously", SWITCH)], last.script)]
+        statements.append(pipeline + select_json(req.match_field, "MostRecentTaskID", "Name"))
+    label = requests[chunk[0]].cmdlet if len({requests[i].cmdlet for i in chunk}) == 1 else "jobs"
+    result = s.run(statements, cmdlet=label, target=f"{len(chunk)} objects", strict=False, partial=True)
+    rows = [row for text in result.output for row in parse_json_output([text])]
+    found = {}
+    for n, i in enumerate(chunk):
+        req = requests[i]
+        row = next((r for r in rows if str(r.get(req.match_field, "")).lower() == req.match_value.lower()), None)
+        if row is not None and row.get("MostRecentTaskID"):
+            found[n] = JobInfo(str(row["MostRecentTaskID"]), req.cmdlet, "Running", 0, target=req.target)
+    last_ran = max(found, default=-1)
+    for n, i in enumerate(chunk):
+        req = requests[i]
+        if n in found:
+            results[i] = found[n]
+        elif n < last_ran or result.failure is None:
+            # a later statement ran, or nothing failed: this one found no object to act on
+            results[i] = errors.NotFound(s.settings.name, f"{req.target} was not found on the server; nothing was started",
+                                         cmdlet=req.cmdlet, target=req.target, kind=s.settings.kind)
+    if result.failure is None:
+        return []
+    after = [i for n, i in enumerate(chunk) if n > last_ran]
+    if len(after) == 1:  # the invocation stopped at this one
+        req, failure = requests[after[0]], result.failure
+        results[after[0]] = type(failure)(s.settings.name, failure.message, cmdlet=req.cmdlet, target=req.target,
+                                          kind=s.settings.kind, error_id=failure.error_id, category=failure.category)
+        return []
+    # it stopped at one of these (the ones before it may have found nothing): alone, the first
+    # tells which; the rest go again together
+    return [[after[0]], after[1:]]
 
 
 def get_vms(s: FabricSession, vm_ids: typing.Iterable[str]) -> dict[str, VMInfo]:
