@@ -60,7 +60,8 @@ class StepWork:
             else:
                 # when will the first job end? progress is linear in time on VMM and the simulator
                 elapsed = (now - s.started_at).total_seconds() if s.started_at else 0.0
-                etas.append(elapsed * (100 - job.progress) / job.progress if job.progress > 0 else elapsed / 2)
+                if job.progress > 0:
+                    etas.append(elapsed * (100 - job.progress) / job.progress)
             if job is not None and not job.finished and job.progress != s.progress:
                 s.progress = job.progress
                 updates.append((s, ("progress",)))
@@ -71,7 +72,10 @@ class StepWork:
             events.append(Event(f"{len(progressed)} jobs progressing: {shown}{' …' if len(progressed) > 8 else ''}",
                                 "debug", data={"steps": {str(s.pk): s.progress for s in progressed}}))
         # poll again when the first job should end, and at least every MAX_POLL_DELAY
-        self.poll_delay = min(MAX_POLL_DELAY, max(poll_seconds(), min(etas) * 0.9)) if etas else poll_seconds()
+        if etas:
+            self.poll_delay = min(MAX_POLL_DELAY, max(poll_seconds(), min(etas) * 0.9))
+        else:
+            self.poll_delay = MAX_POLL_DELAY if inflight else poll_seconds()
         if updates or events:
             self.commit(run_fields=self.context_field(), steps=updates, events=events)
         return any(f != ("progress",) for _, f in updates)
