@@ -101,6 +101,7 @@ class Increment(StepWork):
         self.dirty = False
         self.poll_delay = poll_seconds()
         self._conns = {}
+        self.shared = {}
 
     # -- helpers ---------------------------------------------------------------
     def load(self):
@@ -121,8 +122,11 @@ class Increment(StepWork):
         return self._conns[name]
 
     def ctx(self, step):
+        """A step's context; every step of one increment shares ``cache``: what this increment
+        read from the fabric (e.g. the poll's reading of the VMs serves the next steps' checks)."""
         return StepContext(self.run.pk, self.run.params, self.run.context, step.pk, step.action, step.target,
-                           step.target_id, step.data, self.run.connection, self.scom_connection(), self.run.created_at)
+                           step.target_id, step.data, self.run.connection, self.scom_connection(), self.run.created_at,
+                           cache=self.shared)
 
     def progress(self):
         total = self.rb.expected_steps(self.run) or 0
@@ -184,6 +188,7 @@ class Increment(StepWork):
     # -- one increment -----------------------------------------------------------------
     def step(self):
         """Do one increment; return the delay before the next (0: at once), or None to stop."""
+        self.shared = {}
         run = self.load()
         if run.state in Run.FINAL_STATES or run.state == Run.State.WAITING:
             lease.release(run.pk, self.token)

@@ -98,9 +98,8 @@ class StepWork:
             return False
         t = time.perf_counter()
         contexts = {s.pk: self.ctx(s) for s in singles + batched}
-        cache = self.prefetch([contexts[s.pk] for s in singles]) if len(singles) > 1 else {}
-        for c in contexts.values():
-            c.cache = cache
+        if len(singles) > 1:
+            self.shared.update(self.prefetch([contexts[s.pk] for s in singles]))
         futures = {s.pk: _threads.submit(self.act, contexts[s.pk]) for s in singles}
         batch_future = _threads.submit(self.act_batch, [contexts[s.pk] for s in batched]) if batched else None
         for s in syncs + batched:

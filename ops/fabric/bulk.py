@@ -120,14 +120,15 @@ def _submit_chunk(s: FabricSession, requests, chunk: list[int], results: list) -
     return [[after[0]], after[1:]]
 
 
-def get_vms(s: FabricSession, vm_ids: typing.Iterable[str]) -> dict[str, VMInfo]:
-    """The VMs with these IDs (lower-case ID -> VMInfo), in one round trip; missing ones are left out."""
+def get_vms(s: FabricSession, vm_ids: typing.Iterable[str], keep_all: bool = False) -> dict[str, VMInfo]:
+    """The VMs with these IDs (lower-case ID -> VMInfo), in one round trip; missing ones are left out.
+    With ``keep_all``, when everything had to be listed anyway, every VM is returned."""
     ids = [str(i).lower() for i in vm_ids]
     if not ids:
         return {}
     if len(ids) > LIST_ALL_ABOVE:
         wanted = set(ids)
-        return {vm.id.lower(): vm for vm in list_vms(s) if vm.id.lower() in wanted}
+        return {vm.id.lower(): vm for vm in list_vms(s) if keep_all or vm.id.lower() in wanted}
     statements = [[cmd("Get-SCVirtualMachine", ID=i), *select_json(*VM_FIELDS)] for i in ids]
     result = s.run(statements, cmdlet="Get-SCVirtualMachine", target=f"{len(ids)} VMs", strict=False)
     found = {}
@@ -138,13 +139,17 @@ def get_vms(s: FabricSession, vm_ids: typing.Iterable[str]) -> dict[str, VMInfo]
     return found
 
 
-def checkpoints_of(s: FabricSession, vm_ids: typing.Iterable[str]) -> dict[str, list[CheckpointInfo]]:
-    """Checkpoints of these VMs (lower-case VM ID -> list), in one round trip."""
+def checkpoints_of(s: FabricSession, vm_ids: typing.Iterable[str], keep_all: bool = False,
+                   all_vm_ids: typing.Iterable[str] = ()) -> dict[str, list[CheckpointInfo]]:
+    """Checkpoints of these VMs (lower-case VM ID -> list), in one round trip. With ``keep_all``,
+    when everything had to be listed anyway, every VM of ``all_vm_ids`` gets its list too."""
     ids = [str(i).lower() for i in vm_ids]
     out: dict[str, list[CheckpointInfo]] = {i: [] for i in ids}
     if not ids:
         return out
     if len(ids) > LIST_ALL_ABOVE:
+        if keep_all:
+            out.update({str(i).lower(): [] for i in all_vm_ids})
         rows = list_checkpoints(s)
     else:
         statements = [[cmd("Get-SCVirtualMachine", ID=i), cmd("Get-SCVMCheckpoint"), *select_json(*CHECKPOINT_FIELDS)]

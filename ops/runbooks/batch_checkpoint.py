@@ -153,14 +153,20 @@ class BatchCheckpoint(Runbook):
         return c.target
 
     def prefetch(self, ctxs):
-        """One listing of the target VMs (and their checkpoints) for all steps starting now."""
+        """One listing of the target VMs (and their checkpoints) for all steps starting now,
+        unless this increment's poll has just read them."""
         ids = [c.target_id for c in ctxs if c.action in self.job_actions and c.target_id]
         if not ids:
             return {}
-        s = ctxs[0].vmm
-        cache = {"vms": bulk.get_vms(s, ids)}
-        if any(c.action == "new-checkpoint" for c in ctxs):
-            cache["checkpoints"] = bulk.checkpoints_of(s, [c.target_id for c in ctxs if c.action == "new-checkpoint"])
+        s, have = ctxs[0].vmm, ctxs[0].cache
+        cache = {}
+        vms = have.get("vms", {})
+        if not all(i.lower() in vms for i in ids):
+            cache["vms"] = bulk.get_vms(s, ids)
+        cp_ids = [c.target_id for c in ctxs if c.action == "new-checkpoint"]
+        cps = have.get("checkpoints", {})
+        if cp_ids and not all(i.lower() in cps for i in cp_ids):
+            cache["checkpoints"] = bulk.checkpoints_of(s, cp_ids)
         return cache
 
     def verify_ended(self, ctxs):
@@ -170,9 +176,11 @@ class BatchCheckpoint(Runbook):
         any_ctx = next(iter(ctxs.values()))
         s = any_ctx.vmm
         vm_ids = [c.target_id for c in ctxs.values()]
-        vms = bulk.get_vms(s, vm_ids)
+        vms = bulk.get_vms(s, vm_ids, keep_all=True)
         cp_ids = [c.target_id for c in ctxs.values() if c.action == "new-checkpoint"]
-        cps = bulk.checkpoints_of(s, cp_ids) if cp_ids else {}
+        cps = bulk.checkpoints_of(s, cp_ids, keep_all=True, all_vm_ids=vms) if cp_ids else {}
+        # what was read serves the checks of the steps this increment starts next
+        any_ctx.cache["vms"], any_ctx.cache["checkpoints"] = vms, cps
         out = {}
         for job_id, c in ctxs.items():
             vm = vms.get(c.target_id.lower())
