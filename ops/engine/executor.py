@@ -102,6 +102,7 @@ class Increment(StepWork):
         self.poll_delay = poll_seconds()
         self._conns = {}
         self.shared = {}
+        self.ended = []
 
     # -- helpers ---------------------------------------------------------------
     def load(self):
@@ -210,6 +211,7 @@ class Increment(StepWork):
             return 0
         changed = self.poll(steps)
         changed = self.start(steps) or changed
+        changed = self.settle_ended() or changed
         if all(s.state in Step.FINAL_STATES for s in steps):
             return self.junction(steps)
         if changed:

@@ -38,12 +38,23 @@ def poll_seconds() -> float:
 class StepWork:
     # -- jobs in flight ------------------------------------------------------------------
     def poll(self, steps):
+        """Look at the run's in-flight jobs. Jobs that left ``Get-SCJob -Running`` free their
+        slots at once (``self.ended``): the next steps start before the ended ones are judged
+        (``settle_ended``), so reading their results costs no slot time."""
+        self.ended = []
         inflight = [s for s in steps if s.state == Step.State.RUNNING and s.job_id not in ("", RESERVED)]
         if not inflight:
             return False
         t = time.perf_counter()
-        jobs = self.rb.check_jobs(self.run.connection, {s.job_id: self.ctx(s) for s in inflight})
-        log.debug("run %s: polled %d jobs in %.3f s", self.run_id, len(inflight), time.perf_counter() - t)
+        running = self.rb.running_jobs(self.run.connection, [s.job_id for s in inflight])
+        if running is None:
+            jobs = self.rb.check_jobs(self.run.connection, {s.job_id: self.ctx(s) for s in inflight})
+        else:
+            jobs = running
+            self.ended = [s for s in inflight if s.job_id not in running]
+            inflight = [s for s in inflight if s.job_id in running]
+        log.debug("run %s: polled %d jobs in %.3f s (%d ended)", self.run_id, len(inflight) + len(self.ended),
+                  time.perf_counter() - t, len(self.ended))
         updates, events, progressed = [], [], []
         now, etas = timezone.now(), []
         for s in inflight:
@@ -79,6 +90,28 @@ class StepWork:
         if updates or events:
             self.commit(run_fields=self.context_field(), steps=updates, events=events)
         return any(f != ("progress",) for _, f in updates)
+
+    def settle_ended(self):
+        """Judge the jobs ``poll`` saw end (their steps succeed or fail)."""
+        ended, self.ended = self.ended, []
+        if not ended:
+            return False
+        t = time.perf_counter()
+        verdicts = self.rb.judge_ended(self.run.connection, {s.job_id: self.ctx(s) for s in ended})
+        updates, events = [], []
+        for s in ended:
+            verdict = verdicts.get(s.job_id)
+            if verdict is None:
+                # the server no longer knows the job: run the action again (it checks the real state)
+                s.job_id = RESERVED
+                updates.append((s, ("job_id",)))
+            elif isinstance(verdict, Outcome):
+                self.apply(s, verdict, updates, events)
+            else:
+                self.apply(s, self.rb.job_finished(self.ctx(s), verdict), updates, events)
+        log.debug("run %s: judged %d ended jobs in %.3f s", self.run_id, len(ended), time.perf_counter() - t)
+        self.commit(run_fields=self.context_field(), steps=updates, events=events)
+        return True
 
     # -- starting steps ------------------------------------------------------------------
     def start(self, steps):
@@ -202,6 +235,8 @@ class StepWork:
             conn = ServerConnection.objects.select_for_update().get(pk=run.connection_id)
             busy = (Step.objects.filter(run__connection_id=conn.pk, run__state__in=Run.ACTIVE_STATES,
                                         state=Step.State.RUNNING).exclude(job_id="").count())
+            # jobs this increment saw end no longer run on the server: their slots are free
+            busy -= len(getattr(self, "ended", ()))
             granted = wanted[:max(0, conn.max_concurrent_jobs - busy)]
             if granted:
                 Step.objects.filter(pk__in=[s.pk for s in granted]).update(

@@ -176,20 +176,31 @@ class Runbook:
         """The state of in-flight jobs (job ID -> ctx of its step): job ID -> JobInfo, or an
         Outcome when the fabric's state already shows what the ended job did.
 
-        One ``Get-SCJob -Running`` says which jobs still run; for the ones that ended,
-        ``verify_ended`` may judge them from the fabric's state in a few round trips;
-        the rest are read one by one (for their status and error)."""
-        s = session_for(connection)
+        One ``Get-SCJob -Running`` says which jobs still run (``running_jobs``); the ones
+        that ended are judged by ``judge_ended``."""
         ids = list(ctxs)
-        running = vmm.running_jobs(s, ids) if len(ids) > 3 else {}
-        out = {j: running[j.lower()] for j in ids if j.lower() in running}
-        ended = {j: ctxs[j] for j in ids if j not in out}
-        verdicts = self.verify_ended(ended) if len(ended) > 3 else {}
-        out.update(verdicts)
-        rest = [j for j in ended if j not in verdicts]
-        found = vmm.jobs_by_id(s, rest)
-        out.update({j: found[j.lower()] for j in rest if j.lower() in found})
+        running = self.running_jobs(connection, ids) or {}
+        out = {j: running[j] for j in ids if j in running}
+        out.update(self.judge_ended(connection, {j: ctxs[j] for j in ids if j not in out}))
         return out
+
+    def running_jobs(self, connection, job_ids: list[str]) -> dict | None:
+        """Job ID -> JobInfo of the ones still running, from one ``Get-SCJob -Running``;
+        None when there are too few jobs for that to be worth it (read them one by one)."""
+        if len(job_ids) <= 3:
+            return None
+        running = vmm.running_jobs(session_for(connection), job_ids)
+        return {j: running[j.lower()] for j in job_ids if j.lower() in running}
+
+    def judge_ended(self, connection, ctxs: dict) -> dict:
+        """Jobs that left ``Get-SCJob -Running``: ``verify_ended`` may judge them from the
+        fabric's state in a few round trips; the rest are read one by one (status, error)."""
+        if not ctxs:
+            return {}
+        verdicts = self.verify_ended(ctxs) if len(ctxs) > 3 else {}
+        rest = [j for j in ctxs if j not in verdicts]
+        found = vmm.jobs_by_id(session_for(connection), rest)
+        return {**verdicts, **{j: found[j.lower()] for j in rest if j.lower() in found}}
 
     def verify_ended(self, ctxs: dict) -> dict:
         """Job ID -> Outcome for ended jobs whose result the fabric's state shows (success

@@ -162,11 +162,11 @@ class BatchCheckpoint(Runbook):
         cache = {}
         vms = have.get("vms", {})
         if not all(i.lower() in vms for i in ids):
-            cache["vms"] = bulk.get_vms(s, ids)
+            cache["vms"] = bulk.get_vms(s, ids, keep_all=True)
         cp_ids = [c.target_id for c in ctxs if c.action == "new-checkpoint"]
         cps = have.get("checkpoints", {})
         if cp_ids and not all(i.lower() in cps for i in cp_ids):
-            cache["checkpoints"] = bulk.checkpoints_of(s, cp_ids)
+            cache["checkpoints"] = bulk.checkpoints_of(s, cp_ids, keep_all=True, all_vm_ids=cache.get("vms") or vms)
         return cache
 
     def verify_ended(self, ctxs):
@@ -176,9 +176,15 @@ class BatchCheckpoint(Runbook):
         any_ctx = next(iter(ctxs.values()))
         s = any_ctx.vmm
         vm_ids = [c.target_id for c in ctxs.values()]
-        vms = bulk.get_vms(s, vm_ids, keep_all=True)
         cp_ids = [c.target_id for c in ctxs.values() if c.action == "new-checkpoint"]
-        cps = bulk.checkpoints_of(s, cp_ids, keep_all=True, all_vm_ids=vms) if cp_ids else {}
+        # the engine judges ended jobs after starting the next steps, so this increment's
+        # reading for those steps (taken after the poll saw these jobs end) shows their result
+        have_vms, have_cps = any_ctx.cache.get("vms", {}), any_ctx.cache.get("checkpoints", {})
+        vms = have_vms if all(i.lower() in have_vms for i in vm_ids) else bulk.get_vms(s, vm_ids, keep_all=True)
+        if cp_ids and not all(i.lower() in have_cps for i in cp_ids):
+            cps = bulk.checkpoints_of(s, cp_ids, keep_all=True, all_vm_ids=vms)
+        else:
+            cps = have_cps
         # what was read serves the checks of the steps this increment starts next
         any_ctx.cache["vms"], any_ctx.cache["checkpoints"] = vms, cps
         out = {}
