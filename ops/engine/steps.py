@@ -25,7 +25,7 @@ TRANSIENT = (errors.FabricUnreachable, errors.FabricTimeout, errors.FabricAuthEr
 MAX_LATER = 120  # a target still busy after this many tries fails the step
 SYNC_PARALLEL = 4  # steps without a VMM job (SCOM calls, discovery) run at most this many at once
 BATCH_SIZE = 200  # steps of a batchable action (runbook.batch_<action>) done together in one call
-MAX_POLL_DELAY = 0.25  # a poll is one Get-SCJob -Running (plus the jobs that just ended): cheap, so look often
+MAX_POLL_DELAY = 0.15  # a poll is one Get-SCJob -Running (plus the jobs that just ended): cheap, so look often
 _threads = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slipway-step")
 
 
