@@ -40,6 +40,7 @@ EVENTS_PER_FRAME = 200
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
 
 
 def _parse_after(value) -> int | None:
@@ -196,3 +197,17 @@ class RunConsumer(AsyncWebsocketConsumer):
         await self._send({"type": "error", "code": code, "message": message})
         if close:
             await self.close(code=code if isinstance(code, int) else 4000)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other websocket path (``/ws/runs/abc/``, ``/ws/nope``): say so and close with 4404,
+    instead of the router's "No route found" exception (a 500 and a traceback in the log)."""
+
+    async def connect(self):
+        await self.accept()
+        path = self.scope.get("path", "")
+        await self.send(text_data=json.dumps({
+            "type": "error", "code": CLOSE_NOT_FOUND,
+            "message": f"No websocket at {path}; a run's live log is at /ws/runs/<run id>/.",
+        }))
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -1,6 +1,22 @@
+import ipaddress
+import re
+
 from django import forms
 
 from .models import ServerConnection
+
+# a DNS name (labels of letters, digits and hyphens, dot-separated) or an IPv4/IPv6 address
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    return 0 < len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.split("."))
 
 
 class ConnectionForm(forms.ModelForm):
@@ -13,6 +29,19 @@ class ConnectionForm(forms.ModelForm):
         model = ServerConnection
         fields = ["name", "kind", "host", "port", "use_https", "auth", "cert_validation", "username", "password",
                   "max_concurrent_jobs", "operation_timeout", "enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:  # nothing to keep yet
+            self.fields["password"].help_text = "Stored encrypted and never shown again."
+
+    def clean_host(self):
+        host = self.cleaned_data["host"].strip()
+        if not _valid_host(host):
+            raise forms.ValidationError(
+                f"“{host}” is not a host name or IP address. Give only the server's name, e.g. vmm01.contoso.com "
+                "or 10.0.0.5: no scheme (http://), path, port or spaces; the port and HTTPS have their own fields.")
+        return host
 
     def clean(self):
         data = super().clean()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import re
 import threading
 import time
 import typing
@@ -171,7 +172,7 @@ class FabricSession:
         except (requests.exceptions.Timeout, TimeoutError) as exc:
             raise self._error(errors.FabricTimeout, f"no answer within {timeout:.0f} s ({exc.__class__.__name__})", cmdlet, target) from exc
         except (requests.exceptions.ConnectionError, OSError) as exc:
-            raise self._error(errors.FabricUnreachable, f"cannot connect to {self.settings.host}:{self.settings.port} ({_short(exc)})", cmdlet, target) from exc
+            raise self._error(errors.FabricUnreachable, f"cannot connect to {self.settings.host}:{self.settings.port} ({_connect_reason(exc)})", cmdlet, target) from exc
         except WinRMTransportError as exc:
             if exc.code == 401:
                 raise self._error(errors.FabricAuthError, f"the server refused the credentials of {self.settings.username!r}", cmdlet, target) from exc
@@ -228,6 +229,23 @@ def _close_quietly(pool: RunspacePool) -> None:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip() or exc.__class__.__name__
     return text if len(text) < 300 else text[:297] + "..."
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^\]\)\"']+)")
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """The cause a person can act on, not urllib3's nested repr:
+    'Connection refused', 'Name or service not known', 'certificate verify failed', ..."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return "certificate verify failed: the server's certificate is not trusted"
+    match = _ERRNO.search(text)
+    if match:
+        return match.group(1).strip()
+    if "timed out" in text:
+        return "connection timed out"
+    return _short(exc)
 
 
 # -- one session per server per process ----------------------------------------

@@ -47,14 +47,15 @@ class BatchCheckpoint(Runbook):
         {"name": "property", "label": "Custom property", "default": "Custom1",
          "help": "Which custom property holds the batch number: Custom1..Custom10 or a named custom property."},
         {"name": "cloud", "label": "Cloud", "help": "Only VMs of this cloud (empty: every cloud)."},
-        {"name": "shutdown", "label": "How to stop running VMs", "choices": [("shutdown", "Shut down the guest OS"),
+        {"name": "shutdown", "label": "How to stop running VMs", "default": "shutdown", "choices": [("shutdown", "Shut down the guest OS"),
                                                                               ("turnoff", "Turn off")]},
-        {"name": "maintenance_reason", "label": "SCOM maintenance reason", "choices": list(scom.REASONS)},
+        {"name": "maintenance_reason", "label": "SCOM maintenance reason", "default": "PlannedOther",
+         "choices": list(scom.REASONS)},
         {"name": "maintenance_minutes", "label": "SCOM maintenance (minutes)", "type": "int", "min": 1, "max": 1440,
          "default": 60, "help": "How long maintenance mode lasts if the run never ends it."},
         {"name": "checkpoint_name", "label": "Checkpoint name", "default": DEFAULT_NAME,
          "help": "Template with {batch}, {vm}, {date}, {run}."},
-        {"name": "on_error", "label": "When a step fails", "choices": [
+        {"name": "on_error", "label": "When a step fails", "default": "compensate", "choices": [
             ("compensate", "Finish, start the VMs again, end maintenance, then fail"),
             ("wait", "Wait for the operator (retry, skip or abort)")]},
         {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},

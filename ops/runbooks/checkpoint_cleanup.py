@@ -48,7 +48,7 @@ class CheckpointCleanup(Runbook):
         {"name": "keep_newest", "label": "Keep newest", "type": "int", "min": 0, "max": 1000,
          "help": "Keep each VM's newest K checkpoints. Give this, the age, or both."},
         {"name": "dry_run", "label": "Dry run: list what would go, remove nothing", "type": "bool"},
-        {"name": "on_error", "label": "When a removal fails", "choices": [
+        {"name": "on_error", "label": "When a removal fails", "default": "continue", "choices": [
             ("continue", "Go on with the others, then fail naming it"), ("wait", "Wait for the operator")]},
         {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
     ]

@@ -1,6 +1,7 @@
 """The one write path for server connections (admins only)."""
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils import timezone
 
 from portal import roles
 
@@ -60,9 +61,13 @@ def test_connection(user, conn: ServerConnection) -> str:
         else:
             session.run([[cmd("Get-Variable", Name="PSVersionTable", ValueOnly=True), cmd("Out-Null")]], cmdlet="Get-Variable")
             message = f"{conn.name}: connected."
-    except errors.FabricError:
+    except errors.FabricError as exc:
+        # the list's Status column shows the outcome of the last test, not only of the last sync
+        ServerConnection.objects.filter(pk=conn.pk).update(last_error=str(exc))
+        audit.record(user, "connection.test", conn, ok=False, error=str(exc))
         raise
     finally:
         session.close()
+    ServerConnection.objects.filter(pk=conn.pk).update(last_ok_at=timezone.now(), last_error="")
     audit.record(user, "connection.test", conn, ok=True)
     return message

@@ -73,17 +73,20 @@ def host_detail(request, pk):
 def vm_list(request):
     form = VMFilterForm(request.GET or None)
     vms = VirtualMachine.objects.visible_to(request.user).select_related("host", "host__cluster", "cloud")
-    if form.is_valid():
+    if form.is_bound:
+        form.is_valid()
+        if form.errors:  # an invalid filter must not silently widen the list to every VM
+            vms = vms.none()
         d = form.cleaned_data
-        if d["q"]:
+        if d.get("q"):
             vms = vms.filter(name__icontains=d["q"])
-        if d["status"]:
+        if d.get("status"):
             vms = vms.filter(status=d["status"])
-        if d["cluster"]:
+        if d.get("cluster"):
             vms = vms.filter(host__cluster_id=d["cluster"])
-        if d["host"]:
+        if d.get("host"):
             vms = vms.filter(host_id=d["host"])
-        if d["cloud"]:
+        if d.get("cloud"):
             vms = vms.filter(cloud_id=d["cloud"])
     page = Paginator(vms.order_by("name"), 100).get_page(request.GET.get("page"))
     query = request.GET.copy()

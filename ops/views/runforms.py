@@ -82,7 +82,9 @@ def _field_for(param):
     if choices:
         pairs = [(c, c) if not isinstance(c, (list, tuple)) else (c[0], c[1]) for c in choices]
         if not required:
-            pairs = [("", "—")] + pairs
+            # say what an empty choice means: the runbook's default, named when the runbook declares it
+            named = dict(pairs).get(initial) if initial not in (None, "") else None
+            pairs = [("", f"— default: {named} —" if named else "— the runbook's default —")] + pairs
         return forms.ChoiceField(choices=pairs, required=required, **common)
     if ptype in ("bool", "boolean"):
         return forms.BooleanField(required=False, **common)

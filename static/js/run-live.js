@@ -83,8 +83,27 @@
     runActive = !!run.is_active;
     root.dataset.runActive = String(runActive);
     root.dataset.currentState = run.state;
+    root.querySelectorAll("tr[data-step-id]").forEach(syncActions);
     root.querySelectorAll("[data-when-active]").forEach(function (el) { el.hidden = !runActive; });
     if (!runActive && ws === null) stopPolling();
+  }
+
+  // Retry / skip / abort only while the run waits for the operator: on a finished run the
+  // service refuses them, so offering them is a dead end.
+  function syncActions(row) {
+    var cell = row.querySelector("[data-f=actions]");
+    if (!cell || !actionsTpl) return;
+    var st = row.dataset.state;
+    var wants = root.dataset.currentState === "waiting" && (st === "failed" || st === "waiting");
+    if (wants && !cell.firstElementChild) {
+      var node = actionsTpl.content.firstElementChild.cloneNode(true);
+      node.querySelectorAll("form").forEach(function (f) {
+        f.action = f.getAttribute("action").replace("999999999", String(row.dataset.stepId));
+      });
+      cell.appendChild(node);
+    } else if (!wants) {
+      cell.textContent = "";
+    }
   }
 
   function stepRow(step) {
@@ -125,19 +144,7 @@
       var bar = row.querySelector("[data-f=bar]");
       if (bar) bar.style.width = pct + "%";
       setField(row, "progress", pct + "%");
-      var cell = row.querySelector("[data-f=actions]");
-      if (cell && actionsTpl) {
-        var wants = s.state === "failed" || s.state === "waiting";
-        if (wants && !cell.firstElementChild) {
-          var node = actionsTpl.content.firstElementChild.cloneNode(true);
-          node.querySelectorAll("form").forEach(function (f) {
-            f.action = f.getAttribute("action").replace("999999999", String(s.id));
-          });
-          cell.appendChild(node);
-        } else if (!wants) {
-          cell.textContent = "";
-        }
-      }
+      syncActions(row);
     });
   }
 

@@ -42,6 +42,8 @@ class Command(BaseCommand):
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, interrupt)  # a service manager's stop behaves like Ctrl-C
+        # and so does `kill -INT`: a shell starts a background job (`demo &`) with SIGINT ignored
+        signal.signal(signal.SIGINT, interrupt)
         os.environ["SLIPWAY_PLAIN_HTTP"] = "1"
         hosts = set(settings.ALLOWED_HOSTS) | {opts["host"], "localhost", "127.0.0.1"}
         os.environ["ALLOWED_HOSTS"] = ",".join(sorted(hosts))
@@ -79,7 +81,10 @@ class Command(BaseCommand):
             self.stdout.write("\nStopping ...")
             for p in reversed(procs):
                 if p.poll() is None:
-                    p.send_signal(signal.SIGINT if p is not sim.proc else signal.SIGTERM)
+                    # SIGTERM, not SIGINT: a child of a background demo inherits SIGINT ignored, and
+                    # daphne (Twisted) then never stops on SIGINT; daphne, qcluster and the simulator
+                    # all stop cleanly on SIGTERM
+                    p.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 15
             for p in procs:
                 try:

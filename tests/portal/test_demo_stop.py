@@ -1,0 +1,55 @@
+"""`manage.py demo` started in the background (`demo &`: SIGINT ignored, as a shell does) stops
+promptly and completely on `kill -INT` / `kill -TERM`, without waiting for its 15 s kill deadline."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BASE = Path(__file__).resolve().parents[2]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _listening(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
+    port, sim_port = _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(SLIPWAY_DATA_DIR=str(tmp_path), SLIPWAY_WORKERS="1")
+    log = open(tmp_path / "demo.log", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "demo", "--port", str(port), "--sim-port", str(sim_port), "--time-scale", "0.01"],
+        cwd=BASE, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what `demo &` gets from the shell
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "Slipway is running" not in (tmp_path / "demo.log").read_text():
+            assert proc.poll() is None, (tmp_path / "demo.log").read_text()
+            assert time.monotonic() < deadline, "the demo did not start"
+            time.sleep(0.5)
+        proc.send_signal(sig)
+        started = time.monotonic()
+        proc.wait(timeout=30)
+        took = time.monotonic() - started
+        text = (tmp_path / "demo.log").read_text()
+        assert "Stopped." in text
+        assert took < 12, f"stopping took {took:.1f} s: a child ignored its signal and was killed at the deadline"
+        assert not _listening(port) and not _listening(sim_port)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
