@@ -142,8 +142,11 @@ class Increment(StepWork):
             lease.renew(run.pk, self.token)
             if new_steps:
                 Step.objects.bulk_create(new_steps)
-            for step, fields in steps:
-                step.save(update_fields=list(fields))
+            groups = {}
+            for step, fields in steps:  # one UPDATE per set of fields, not one per step
+                groups.setdefault(tuple(sorted(fields)), {})[step.pk] = step
+            for fields, by_pk in groups.items():
+                Step.objects.bulk_update(list(by_pk.values()), list(fields), batch_size=500)
             fields = set(run_fields)
             if progress and run.state == Run.State.RUNNING:
                 run.progress = self.progress()

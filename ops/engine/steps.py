@@ -74,10 +74,13 @@ class StepWork:
                 if job.progress > 0:
                     etas.append(elapsed * (100 - job.progress) / job.progress)
             if job is not None and not job.finished and job.progress != s.progress:
-                s.progress = job.progress
-                updates.append((s, ("progress",)))
-                progressed.append(s)
+                progressed.append((s, job.progress))
+        # job progress is written (and shown) at most once a second: polls come every 0.15 s
         if progressed and time.monotonic() - self.last_progress_event >= 1.0:
+            for s, value in progressed:
+                s.progress = value
+                updates.append((s, ("progress",)))
+            progressed = [s for s, _ in progressed]
             self.last_progress_event = time.monotonic()
             shown = ", ".join(f"{s.target} {s.progress}%" for s in progressed[:8])
             events.append(Event(f"{len(progressed)} jobs progressing: {shown}{' …' if len(progressed) > 8 else ''}",
