@@ -21,3 +21,20 @@ def ago(value):
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+@register.filter
+def kv(mapping):
+    """A dict as 'key=value, ...' for people (audit details); nested values compactly."""
+    if not isinstance(mapping, dict):
+        return "" if mapping in (None, "") else str(mapping)
+    parts = []
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            value = "{" + kv(value) + "}"
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        elif value is None:
+            value = "—"
+        parts.append(f"{key}={value}")
+    return "; ".join(parts)

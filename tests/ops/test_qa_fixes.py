@@ -155,3 +155,12 @@ def test_retry_skip_abort_are_offered_only_while_the_run_waits_for_the_operator(
     row = row[:row.index("</tr>")]
     assert ('value="retry"' in row) is offered and ('value="skip"' in row) is offered
     assert "disk full" in row
+
+
+def test_audit_detail_reads_as_key_value_pairs(client_for, admin_user):
+    from ops.services import audit as audit_service
+
+    audit_service.record(admin_user, "connection.update", None, fields={"port": 5986, "host": "vmm02"}, password_changed=False)
+    page = client_for(admin_user).get(reverse("ops:audit")).content.decode()
+    assert "fields={port=5986; host=vmm02}; password_changed=False" in page
+    assert "{&#x27;" not in page
