@@ -162,5 +162,8 @@ def test_audit_detail_reads_as_key_value_pairs(client_for, admin_user):
 
     audit_service.record(admin_user, "connection.update", None, fields={"port": 5986, "host": "vmm02"}, password_changed=False)
     page = client_for(admin_user).get(reverse("ops:audit")).content.decode()
-    assert "fields={port=5986; host=vmm02}; password_changed=False" in page
+    # PostgreSQL's jsonb keeps keys in its own order: check the pairs, not their order
+    for pair in ("port=5986", "host=vmm02", "password_changed=False"):
+        assert pair in page
+    assert "fields={" in page
     assert "{&#x27;" not in page
