@@ -32,6 +32,38 @@ def _parse(ts):
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
+def where_time_went(table, bound: int, created, finished) -> dict:
+    """Where the makespan beyond the ideal went, from the simulator's own job records:
+    ``before_first_job`` (discovery, SCOM, the first submission), ``refill`` (per phase: the
+    sum over waves of the delay between a slot freeing and its next job starting, i.e. the
+    engine noticing the end and submitting the next job), ``junctions`` (last job of a phase
+    to the first of the next) and ``after_last_job`` (the last judgement, SCOM, the summary)."""
+    phases: dict[str, list] = {}
+    for job in (table.jobs[i] for i in table.order):
+        start = job.start_time
+        end = start + dt.timedelta(seconds=job.total)
+        phases.setdefault(job.cmdlet, []).append((start, end))
+    out, last_end, first_start = {"refill": {}, "junctions": 0.0}, None, None
+    for cmdlet, spans in phases.items():
+        starts = sorted(a for a, _ in spans)
+        ends = sorted(b for _, b in spans)
+        # the i-th start past the first `bound` took the slot the (i-bound)-th end freed; waves of
+        # a slot count once (the latest start of a wave is what delays the next)
+        delays = [(starts[i] - ends[i - bound]).total_seconds() for i in range(bound, len(starts))]
+        waves = [max(delays[k:k + bound]) for k in range(0, len(delays), bound)]
+        out["refill"][cmdlet] = round(sum(waves) + (starts[min(bound, len(starts)) - 1] - starts[0]).total_seconds(), 2)
+        if last_end is not None:
+            out["junctions"] += (starts[0] - last_end).total_seconds()
+        first_start = first_start or starts[0]
+        last_end = ends[-1]
+    if first_start is None:
+        return {}
+    out["junctions"] = round(out["junctions"], 2)
+    out["before_first_job"] = round((first_start - created).total_seconds(), 2)
+    out["after_last_job"] = round((finished - last_end).total_seconds(), 2)
+    return out
+
+
 def run(options) -> dict:
     from ops.simulator import scenario
     from ops.simulator.engine import SimEngine
@@ -66,6 +98,7 @@ def run(options) -> dict:
         return {"vms": len(vms), "running": running, "concurrency": bound, "time_scale": scale,
                 "state": row["state"], "makespan_s": round(makespan, 2), "ideal_s": round(ideal, 2),
                 "ratio": round(makespan / ideal, 3) if ideal else None, "vmm_jobs": jobs, "events": events,
+                "lost_s": where_time_went(f.jobs, bound, _parse(row["created_at"]), _parse(row["finished_at"])),
                 **({"message": row["message"]} if row["state"] != "succeeded" else {})}
     finally:
         if site is not None:

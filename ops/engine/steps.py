@@ -24,7 +24,7 @@ RESERVED = "reserved"
 TRANSIENT = (errors.FabricUnreachable, errors.FabricTimeout, errors.FabricAuthError)
 MAX_LATER = 120  # a target still busy after this many tries fails the step
 SYNC_PARALLEL = 4  # steps without a VMM job (SCOM calls, discovery) run at most this many at once
-BATCH_SIZE = 200  # steps of a batchable action (runbook.batch_<action>) done together in one call
+BATCH_SIZE = 500  # steps of a batchable action (runbook.batch_<action>) done together in one call
 MAX_POLL_DELAY = 0.15  # a poll is one Get-SCJob -Running (plus the jobs that just ended): cheap, so look often
 _threads = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slipway-step")
 
@@ -241,11 +241,12 @@ class StepWork:
             # jobs this increment saw end no longer run on the server: their slots are free
             busy -= len(getattr(self, "ended", ()))
             granted = wanted[:max(0, conn.max_concurrent_jobs - busy)]
+            now = timezone.now()
             if granted:
                 Step.objects.filter(pk__in=[s.pk for s in granted]).update(
-                    state=Step.State.RUNNING, job_id=RESERVED, attempts=F("attempts") + 1, started_at=timezone.now())
+                    state=Step.State.RUNNING, job_id=RESERVED, attempts=F("attempts") + 1, started_at=now)
         for s in granted:
-            s.state, s.job_id, s.attempts = Step.State.RUNNING, RESERVED, s.attempts + 1
+            s.state, s.job_id, s.attempts, s.started_at = Step.State.RUNNING, RESERVED, s.attempts + 1, now
         return granted
 
     def apply(self, s, outcome, updates, events):

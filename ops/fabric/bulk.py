@@ -24,6 +24,16 @@ PARALLEL_CHUNKS = 3  # round trips under way at once (each on its own runspace p
 LIST_ALL_ABOVE = 20  # for more IDs than this, one listing of everything is cheaper than one statement each
 
 
+def list_all_above(fabric_vms: int | None) -> int:
+    """How many IDs make one listing of everything cheaper than a statement per ID. A
+    statement costs about as much as listing 70 VMs (measured against the simulator:
+    5.5 ms a statement, 0.08 ms a listed VM; a real VMM server is slower at both, in
+    about the same proportion), so it depends on the size of the fabric."""
+    if not fabric_vms:
+        return LIST_ALL_ABOVE
+    return max(3, fabric_vms // 70)
+
+
 @dataclasses.dataclass
 class JobRequest:
     """A long cmdlet to start with -RunAsynchronously: its pipeline, what to call it in
@@ -120,13 +130,15 @@ def _submit_chunk(s: FabricSession, requests, chunk: list[int], results: list) -
     return [[after[0]], after[1:]]
 
 
-def get_vms(s: FabricSession, vm_ids: typing.Iterable[str], keep_all: bool = False) -> dict[str, VMInfo]:
+def get_vms(s: FabricSession, vm_ids: typing.Iterable[str], keep_all: bool = False,
+            fabric_vms: int | None = None) -> dict[str, VMInfo]:
     """The VMs with these IDs (lower-case ID -> VMInfo), in one round trip; missing ones are left out.
-    With ``keep_all``, when everything had to be listed anyway, every VM is returned."""
+    With ``keep_all``, when everything had to be listed anyway, every VM is returned.
+    ``fabric_vms``: how many VMs the server has, if known (see ``list_all_above``)."""
     ids = [str(i).lower() for i in vm_ids]
     if not ids:
         return {}
-    if len(ids) > LIST_ALL_ABOVE:
+    if len(ids) > list_all_above(fabric_vms):
         wanted = set(ids)
         return {vm.id.lower(): vm for vm in list_vms(s) if keep_all or vm.id.lower() in wanted}
     statements = [[cmd("Get-SCVirtualMachine", ID=i), *select_json(*VM_FIELDS)] for i in ids]
@@ -140,14 +152,14 @@ def get_vms(s: FabricSession, vm_ids: typing.Iterable[str], keep_all: bool = Fal
 
 
 def checkpoints_of(s: FabricSession, vm_ids: typing.Iterable[str], keep_all: bool = False,
-                   all_vm_ids: typing.Iterable[str] = ()) -> dict[str, list[CheckpointInfo]]:
+                   all_vm_ids: typing.Iterable[str] = (), fabric_vms: int | None = None) -> dict[str, list[CheckpointInfo]]:
     """Checkpoints of these VMs (lower-case VM ID -> list), in one round trip. With ``keep_all``,
     when everything had to be listed anyway, every VM of ``all_vm_ids`` gets its list too."""
     ids = [str(i).lower() for i in vm_ids]
     out: dict[str, list[CheckpointInfo]] = {i: [] for i in ids}
     if not ids:
         return out
-    if len(ids) > LIST_ALL_ABOVE:
+    if len(ids) > list_all_above(fabric_vms):
         if keep_all:
             out.update({str(i).lower(): [] for i in all_vm_ids})
         rows = list_checkpoints(s)

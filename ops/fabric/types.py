@@ -48,10 +48,10 @@ class VMInfo:
 class CheckpointInfo:
     id: str
     vm_id: str
-    vm_name: str
     name: str
     description: str
     added_at: dt.datetime | None
+    vm_name: str = ""  # not read from the server (see vmm.CHECKPOINT_FIELDS); callers fill it from their VM listing
 
 
 @dataclasses.dataclass

@@ -19,7 +19,8 @@ VM_FIELDS = ("ID", "Name", "Status", "HostName", "Cloud", "IsHighlyAvailable", "
              *(f"Custom{i}" for i in range(1, 11)))
 HOST_FIELDS = ("ID", "Name", "HostCluster", "OverallState", "CommunicationState", "MaintenanceHost",
                "TotalMemory", "AvailableMemory")
-CHECKPOINT_FIELDS = ("ID", "Name", "Description", "AddedTime", "VM", "VMId")
+# VMId, not VM: the nested VM reference would serialize the whole VM with every checkpoint
+CHECKPOINT_FIELDS = ("ID", "Name", "Description", "AddedTime", "VMId")
 JOB_FIELDS = ("ID", "Name", "StatusString", "ProgressValue", "ErrorInfo", "ResultName")
 JOB_VARIABLE = "SlipwayJob"
 
@@ -70,11 +71,9 @@ def _vm(d: dict) -> VMInfo:
 
 
 def _checkpoint(d: dict) -> CheckpointInfo:
-    vm = d.get("VM")
     return CheckpointInfo(
         id=_str(d.get("ID")),
-        vm_id=_str(d.get("VMId") or (vm.get("ID") if isinstance(vm, dict) else "")),
-        vm_name=_ref_name(vm),
+        vm_id=_str(d.get("VMId")),
         name=_str(d.get("Name")),
         description=_str(d.get("Description")),
         added_at=parse_date(d.get("AddedTime")),
@@ -150,7 +149,10 @@ def get_vm(s: FabricSession, vm_id: str) -> VMInfo:
 
 def find_vms(s: FabricSession, custom_property: str = "Custom1", value: str = "", cloud_name: str | None = None) -> list[VMInfo]:
     """VMs whose custom property equals ``value`` (compared as text), optionally in one cloud."""
-    vms = list_vms(s)
+    return in_batch(list_vms(s), custom_property, value, cloud_name)
+
+
+def in_batch(vms: list[VMInfo], custom_property: str, value: str, cloud_name: str | None = None) -> list[VMInfo]:
     wanted = str(value).strip()
     found = [vm for vm in vms if vm.custom.get(custom_property, "").strip() == wanted]
     if cloud_name:

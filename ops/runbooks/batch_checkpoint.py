@@ -139,7 +139,8 @@ class BatchCheckpoint(Runbook):
     # -- actions ---------------------------------------------------------------------
     def do_discover(self, c):
         p = c.params
-        vms = vmm.find_vms(c.vmm, p["property"], p["batch"], p.get("cloud") or None)
+        everything = vmm.list_vms(c.vmm)
+        vms = vmm.in_batch(everything, p["property"], p["batch"], p.get("cloud") or None)
         if not vms:
             return Outcome.failed(f"VMM server {c.connection.name}: no VM has {p['property']} = {p['batch']} any more")
         running = [v for v in vms if v.status == "Running"]
@@ -148,7 +149,7 @@ class BatchCheckpoint(Runbook):
                + (f", {len(vms) - len(running)} not running ({', '.join(others)}) stay as they are" if others else ""))
         vm_rows = sorted(({"id": v.id, "name": v.name, "status": v.status} for v in vms), key=lambda v: v["name"])
         return Outcome.done(msg, {"vms": len(vms), "running": len(running)},
-                            context={"vms": vm_rows, "running": [v.id for v in running]})
+                            context={"vms": vm_rows, "running": [v.id for v in running], "fabric_vms": len(everything)})
 
     def _instance(self, c):
         return c.target
@@ -156,47 +157,51 @@ class BatchCheckpoint(Runbook):
     def prefetch(self, ctxs):
         """One listing of the target VMs (and their checkpoints) for all steps starting now,
         unless this increment's poll has just read them."""
-        ids = [c.target_id for c in ctxs if c.action in self.job_actions and c.target_id]
-        if not ids:
+        # a checkpoint step needs the VM's checkpoints, a stop or start step the VM's state
+        ids = [c.target_id for c in ctxs if c.action in ("stop-vm", "start-vm") and c.target_id]
+        cp_ids = [c.target_id for c in ctxs if c.action == "new-checkpoint" and c.target_id]
+        if not ids and not cp_ids:
             return {}
-        s, have = ctxs[0].vmm, ctxs[0].cache
+        s, have, size = ctxs[0].vmm, ctxs[0].cache, ctxs[0].context.get("fabric_vms")
         cache = {}
         vms = have.get("vms", {})
-        if not all(i.lower() in vms for i in ids):
-            cache["vms"] = bulk.get_vms(s, ids, keep_all=True)
-        cp_ids = [c.target_id for c in ctxs if c.action == "new-checkpoint"]
+        if ids and not all(i.lower() in vms for i in ids):
+            cache["vms"] = bulk.get_vms(s, ids, keep_all=True, fabric_vms=size)
         cps = have.get("checkpoints", {})
         if cp_ids and not all(i.lower() in cps for i in cp_ids):
-            cache["checkpoints"] = bulk.checkpoints_of(s, cp_ids, keep_all=True, all_vm_ids=cache.get("vms") or vms)
+            cache["checkpoints"] = bulk.checkpoints_of(s, cp_ids, keep_all=True, all_vm_ids=self._batch_ids(ctxs[0]),
+                                                       fabric_vms=size)
         return cache
+
+    @staticmethod
+    def _batch_ids(c):
+        return [v["id"] for v in c.context.get("vms") or []]
 
     def verify_ended(self, ctxs):
         """Ended jobs whose work shows in the fabric: the VM stopped / running, the checkpoint there."""
         if not ctxs:
             return {}
         any_ctx = next(iter(ctxs.values()))
-        s = any_ctx.vmm
-        vm_ids = [c.target_id for c in ctxs.values()]
+        s, size = any_ctx.vmm, any_ctx.context.get("fabric_vms")
+        vm_ids = [c.target_id for c in ctxs.values() if c.action in ("stop-vm", "start-vm")]
         cp_ids = [c.target_id for c in ctxs.values() if c.action == "new-checkpoint"]
         # the engine judges ended jobs after starting the next steps, so this increment's
         # reading for those steps (taken after the poll saw these jobs end) shows their result
-        have_vms, have_cps = any_ctx.cache.get("vms", {}), any_ctx.cache.get("checkpoints", {})
-        vms = have_vms if all(i.lower() in have_vms for i in vm_ids) else bulk.get_vms(s, vm_ids, keep_all=True)
-        if cp_ids and not all(i.lower() in have_cps for i in cp_ids):
-            cps = bulk.checkpoints_of(s, cp_ids, keep_all=True, all_vm_ids=vms)
-        else:
-            cps = have_cps
+        vms, cps = any_ctx.cache.get("vms", {}), any_ctx.cache.get("checkpoints", {})
+        if vm_ids and not all(i.lower() in vms for i in vm_ids):
+            vms = bulk.get_vms(s, vm_ids, keep_all=True, fabric_vms=size)
+        if cp_ids and not all(i.lower() in cps for i in cp_ids):
+            cps = bulk.checkpoints_of(s, cp_ids, keep_all=True, all_vm_ids=self._batch_ids(any_ctx), fabric_vms=size)
         # what was read serves the checks of the steps this increment starts next
         any_ctx.cache["vms"], any_ctx.cache["checkpoints"] = vms, cps
         out = {}
         for job_id, c in ctxs.items():
-            vm = vms.get(c.target_id.lower())
-            if vm is None:
-                continue
-            ok = ((c.action == "stop-vm" and vm.status == "PowerOff")
-                  or (c.action == "start-vm" and vm.status == "Running")
-                  or (c.action == "new-checkpoint"
-                      and any(MARKER.format(run=c.run_id) in (cp.description or "") for cp in cps.get(c.target_id.lower(), []))))
+            key = c.target_id.lower()
+            vm = vms.get(key)
+            marker = MARKER.format(run=c.run_id)
+            ok = ((c.action == "stop-vm" and vm is not None and vm.status == "PowerOff")
+                  or (c.action == "start-vm" and vm is not None and vm.status == "Running")
+                  or (c.action == "new-checkpoint" and any(marker in (cp.description or "") for cp in cps.get(key, []))))
             if ok:
                 out[job_id] = Outcome.done(self.done_messages[c.action].format(target=c.target), {"job_id": job_id})
         return out
