@@ -29,6 +29,7 @@ from psrpcore.types import PSInvocationState, PSRPMessageType, RunspacePoolState
 from . import clixml
 from .contract import Engine, PSError, Session, Statement
 from .psrp_parts import (  # noqa: F401 - the exceptions are part of this module's interface
+    FastCreatePipeline,
     PSRPHostError,
     ReceiveTimeout,
     UnknownCommand,
@@ -189,9 +190,9 @@ class PoolHost:
                 self.drain()
 
     def _handle(self, event: typing.Any) -> None:
-        if isinstance(event, CreatePipelineEvent):
+        if isinstance(event, (CreatePipelineEvent, FastCreatePipeline)):
             pipe = self._pipeline(event.pipeline_id)
-            statements = _statements(event.pipeline)
+            statements = event.statements if isinstance(event, FastCreatePipeline) else _statements(event.pipeline)
             if not statements:
                 pipe.start(None, PSError("No commands were given.", error_id="EmptyPipeline"))
             else:

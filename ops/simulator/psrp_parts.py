@@ -7,9 +7,9 @@ import typing
 
 from psrpcore import ServerRunspacePool
 from psrpcore._payload import PSRPMessage, create_fragment
-from psrpcore.types import ErrorCategory, ErrorCategoryInfo, ErrorRecord, NETException
+from psrpcore.types import ErrorCategory, ErrorCategoryInfo, ErrorRecord, NETException, PSRPMessageType
 
-from . import clixml
+from . import clixml, pipeline_xml
 from .contract import CommandSpec, PSError, Statement
 
 class PSRPHostError(Exception):
@@ -61,8 +61,23 @@ def _prop(ps_object: typing.Any, name: str) -> typing.Any:
     raise PSRPHostError(f"message without {name}")
 
 
+class FastCreatePipeline(typing.NamedTuple):
+    """A CREATE_PIPELINE read by ``pipeline_xml`` (psrpcore's event would be CreatePipelineEvent)."""
+
+    pipeline_id: typing.Any
+    statements: list
+
+
 class _ServerPool(ServerRunspacePool):
-    """psrpcore's server pool, reading the call id of availability requests the way pypsrp spells it."""
+    """psrpcore's server pool, reading the call id of availability requests the way pypsrp spells it,
+    and the commands of a new pipeline through ``pipeline_xml``'s fast path when it can."""
+
+    def _process_message(self, message: PSRPMessage) -> typing.Any:
+        if message.message_type == PSRPMessageType.CreatePipeline and message.pipeline_id in self.pipeline_table:
+            found = pipeline_xml.statements(message.data)
+            if found is not None:
+                return FastCreatePipeline(message.pipeline_id, found)
+        return super()._process_message(message)
 
     def _remember(self, event: typing.Any, handler: typing.Optional[typing.Callable[[typing.Any], None]]) -> None:
         ci = int(_prop(event._ps_object, "ci"))

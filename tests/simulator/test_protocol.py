@@ -457,3 +457,57 @@ def test_performance(sim, capsys):
         print(f"\n[perf] pool open {open_ms:.1f} ms, small invoke {invoke_ms:.1f} ms, "
               f"10k objects {big_s:.2f} s server-side ({total / 1e6:.1f} MB)")
     assert open_ms < 200 and invoke_ms < 100 and big_s < 3
+
+
+def _read_by_psrpcore(data: bytes):
+    """What psrpcore's generic deserializer makes of a CREATE_PIPELINE, as contract statements."""
+    from xml.etree import ElementTree
+
+    from psrpcore._events import PSRPEvent
+    from psrpcore.types import PSRPMessageType
+    from psrpcore.types._serializer import deserialize
+
+    from ops.simulator.psrp_parts import _statements
+
+    event = PSRPEvent.create(PSRPMessageType.CreatePipeline, deserialize(ElementTree.fromstring(data), None),
+                             uuid.uuid4(),
+                             uuid.uuid4())
+    return _statements(event.pipeline)
+
+
+def test_fast_pipeline_reading_matches_psrpcore(pool, engine, monkeypatch):
+    from ops.simulator import pipeline_xml
+
+    seen = []
+    original = pipeline_xml.statements
+    monkeypatch.setattr(pipeline_xml, "statements", lambda data: seen.append((data, original(data))) or seen[-1][1])
+    ps = PowerShell(pool)
+    ps.add_cmdlet("Echo").add_parameter("S", "tab\there _x000A_ <b>&amp;</b> \u00e9\U0001F600").add_parameter("Force")
+    ps.add_parameter("L", [1, "two", None, [True]]).add_parameter("D", {"k": "v", "n": 2}).add_argument(7)
+    ps.add_parameter("G", uuid.uuid4()).add_parameter("F", 0.25).add_parameter("N", None)
+    ps.add_cmdlet("Count").add_statement()
+    ps.add_script("param($a) \"script:$a\"").add_parameter("a", 5)
+    ps.invoke()
+    PowerShell(pool).add_cmdlet("Echo").add_parameter("V", "only one statement").invoke()
+    assert len(seen) == 2
+    for data, fast in seen:
+        assert fast is not None, "the fast path gave up on plain values"
+        assert fast == _read_by_psrpcore(data)
+    assert engine.calls[-2] == seen[0][1]
+
+
+def test_values_the_fast_path_does_not_read_still_reach_the_engine(pool, engine, monkeypatch):
+    from pypsrp.complex_objects import GenericComplexObject
+
+    from ops.simulator import pipeline_xml
+
+    seen = []
+    original = pipeline_xml.statements
+    monkeypatch.setattr(pipeline_xml, "statements", lambda data: seen.append(original(data)) or seen[-1])
+    obj = GenericComplexObject()
+    obj.types = ["Custom.Thing", "System.Object"]
+    obj.adapted_properties = {"Name": "thing"}
+    PowerShell(pool).add_cmdlet("Echo").add_parameter("O", obj).invoke()
+    assert seen == [None]  # psrpcore read it
+    value = dict(engine.calls[-1][0].commands[0].parameters)["O"]
+    assert isinstance(value, SimObject) and value.properties["Name"] == "thing"
