@@ -29,12 +29,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ..dbutil import update_rows
 from ..models import Run, ServerConnection, Step
 from ..runbooks import registry
 from ..runbooks.base import StepContext
 from . import lease
 from .events import Event, emit_many
-from .steps import RESERVED, TRANSIENT, StepWork, poll_seconds  # noqa: F401 - re-exported for tests
+from .steps import GROUP_WINDOW, RESERVED, TRANSIENT, StepWork, poll_seconds  # noqa: F401 - re-exported for tests
 
 log = logging.getLogger("slipway.engine")
 
@@ -103,6 +104,7 @@ class Increment(StepWork):
         self._conns = {}
         self.shared = {}
         self.ended = []
+        self.imminent = None
 
     # -- helpers ---------------------------------------------------------------
     def load(self):
@@ -146,7 +148,7 @@ class Increment(StepWork):
             for step, fields in steps:  # one UPDATE per set of fields, not one per step
                 groups.setdefault(tuple(sorted(fields)), {})[step.pk] = step
             for fields, by_pk in groups.items():
-                Step.objects.bulk_update(list(by_pk.values()), list(fields), batch_size=500)
+                update_rows(Step, list(by_pk.values()), fields)
             fields = set(run_fields)
             if progress and run.state == Run.State.RUNNING:
                 run.progress = self.progress()
@@ -213,6 +215,9 @@ class Increment(StepWork):
             self.cancel_pending(steps)
             return 0
         changed = self.poll(steps)
+        if self.ended and self.imminent is not None and self.imminent <= GROUP_WINDOW:
+            time.sleep(self.imminent + 0.01)
+            changed = self.poll(steps) or changed
         changed = self.start(steps) or changed
         changed = self.settle_ended() or changed
         if all(s.state in Step.FINAL_STATES for s in steps):

@@ -26,6 +26,10 @@ MAX_LATER = 120  # a target still busy after this many tries fails the step
 SYNC_PARALLEL = 4  # steps without a VMM job (SCOM calls, discovery) run at most this many at once
 BATCH_SIZE = 500  # steps of a batchable action (runbook.batch_<action>) done together in one call
 MAX_POLL_DELAY = 0.15  # a poll is one Get-SCJob -Running (plus the jobs that just ended): cheap, so look often
+# Jobs submitted together end together, give or take the submission's own spread. When a poll
+# sees some ended and the rest due within this window, the engine waits for them and starts
+# the next steps in one submission: otherwise the latecomers wait for the first submission.
+GROUP_WINDOW = 0.12
 _threads = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="slipway-step")
 
 
@@ -41,7 +45,7 @@ class StepWork:
         """Look at the run's in-flight jobs. Jobs that left ``Get-SCJob -Running`` free their
         slots at once (``self.ended``): the next steps start before the ended ones are judged
         (``settle_ended``), so reading their results costs no slot time."""
-        self.ended = []
+        self.ended, self.imminent = [], None
         inflight = [s for s in steps if s.state == Step.State.RUNNING and s.job_id not in ("", RESERVED)]
         if not inflight:
             return False
@@ -85,6 +89,7 @@ class StepWork:
             shown = ", ".join(f"{s.target} {s.progress}%" for s in progressed[:8])
             events.append(Event(f"{len(progressed)} jobs progressing: {shown}{' …' if len(progressed) > 8 else ''}",
                                 "debug", data={"steps": {str(s.pk): s.progress for s in progressed}}))
+        self.imminent = min(etas) if etas else None
         # poll again when the first job should end, and at least every MAX_POLL_DELAY
         if etas:
             self.poll_delay = min(MAX_POLL_DELAY, max(poll_seconds(), min(etas) * 0.9))

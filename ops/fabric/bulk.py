@@ -19,7 +19,7 @@ from .session import FabricSession
 from .types import CheckpointInfo, JobInfo, VMInfo
 from .vmm import CHECKPOINT_FIELDS, STOP_METHODS, VM_FIELDS, _checkpoint, _vm, list_checkpoints, list_vms
 
-CHUNK = 10  # job submissions per round trip
+CHUNK = 25  # at most this many job submissions per round trip
 PARALLEL_CHUNKS = 3  # round trips under way at once (each on its own runspace pool)
 LIST_ALL_ABOVE = 20  # for more IDs than this, one listing of everything is cheaper than one statement each
 
@@ -78,7 +78,10 @@ def submit_jobs(s: FabricSession, requests: typing.Sequence[JobRequest]) -> list
     are still being sent.
     """
     results: list[JobInfo | errors.FabricError | None] = [None] * len(requests)
-    chunks = [list(range(i, min(i + CHUNK, len(requests)))) for i in range(0, len(requests), CHUNK)]
+    # equal chunks, all under way at once when they fit: the jobs of one submission then start
+    # together and end together, so the next wave is seen (and started) as one
+    size = max(1, min(CHUNK, -(-len(requests) // PARALLEL_CHUNKS)))
+    chunks = [list(range(i, min(i + size, len(requests)))) for i in range(0, len(requests), size)]
     if len(chunks) > 1:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(PARALLEL_CHUNKS, len(chunks))) as pool:
             outcomes = list(pool.map(lambda c: _submit_chunk(s, requests, c, results), chunks))

@@ -105,10 +105,13 @@ class JobTable:
         self.jobs: dict[uuid.UUID, Job] = {}
         self.order: list[uuid.UUID] = []
         self.locks: dict[uuid.UUID, uuid.UUID] = {}   # entity id -> job id
+        self._live: dict[uuid.UUID, Job] = {}         # the running ones, oldest first (history grows; this does not)
 
     def add(self, job: Job) -> Job:
         self.jobs[job.id] = job
         self.order.append(job.id)
+        if not job.done:
+            self._live[job.id] = job
         for ent in job.locks:
             self.locks[ent] = job.id
         if job.steps and job.steps[0].begin and not job.hang and not job.fail_message:
@@ -126,7 +129,7 @@ class JobTable:
         return job if job is not None and not job.done else None
 
     def running(self) -> list[Job]:
-        return [j for j in (self.jobs[i] for i in self.order) if not j.done]
+        return list(self._live.values())
 
     def advance(self) -> None:
         now = self.clock()
@@ -196,6 +199,7 @@ class JobTable:
         return len(hung)
 
     def _finish(self, job: Job, end_mono: float, status: str, code: int, problem: str, recommended: str = ""):
+        self._live.pop(job.id, None)
         job.status = status
         job.error_code = code
         job.problem = problem

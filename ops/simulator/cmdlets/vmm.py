@@ -146,9 +146,14 @@ def get_job(ctx, a):
     f = ctx.f
     with f.lock:
         f.advance()
-        jobs = [f.jobs.jobs[i] for i in f.jobs.order]
         if a.get("Job") is not None:
             jobs = [a["Job"]]
+        elif a.get("ID"):
+            jobs = [f.jobs.jobs[a["ID"]]] if a["ID"] in f.jobs.jobs else []
+        elif a.get("Running"):
+            jobs = f.jobs.running()
+        else:
+            jobs = [f.jobs.jobs[i] for i in f.jobs.order]
         if a.get("ID"):
             jobs = [j for j in jobs if j.id == a["ID"]]
         if a.get("Running"):
