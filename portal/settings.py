@@ -209,9 +209,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # a refused request is one line ("Forbidden (...): /path"), not a traceback: it is a user's mistake
+    "filters": {"refusals_in_one_line": {"()": "portal.logfilters.RefusalsInOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["refusals_in_one_line"]}},
     "loggers": {
         "slipway": {"handlers": ["console"], "level": os.environ.get("SLIPWAY_LOG_LEVEL", "INFO")},
         "django_q": {"handlers": ["console"], "level": "WARNING"},
+        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

@@ -221,6 +221,30 @@ class Runbook:
 
 
 # -- parameter helpers -------------------------------------------------------------------
+class ParamErrors:
+    """Collects every bad parameter, so a form or a command line shows them all at once
+    instead of one per attempt. ``take(fn, ...)`` returns fn's value, or None after
+    noting its ValidationError; ``raise_any()`` raises them together."""
+
+    def __init__(self):
+        self.messages: list[str] = []
+
+    def take(self, fn, *args, **kwargs):
+        """fn(*args, **kwargs), or None after noting its ValidationError."""
+        try:
+            return fn(*args, **kwargs)
+        except ValidationError as exc:
+            self.messages.extend(exc.messages)
+            return None
+
+    def add(self, message: str) -> None:
+        self.messages.append(message)
+
+    def raise_any(self) -> None:
+        if self.messages:
+            raise ValidationError(list(self.messages), code="invalid")
+
+
 TRUE = {"1", "true", "yes", "on", "y"}
 FALSE = {"0", "false", "no", "off", "n", ""}
 

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from ..fabric import bulk, errors, scom, vmm
 from ..fabric.session import session_for
-from .base import (CUSTOM_PROPERTY, Outcome, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
+from .base import (CUSTOM_PROPERTY, Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
                    connection_named, fabric_check)
 
 MARKER = "[slipway-run:{run}]"
@@ -64,26 +64,29 @@ class BatchCheckpoint(Runbook):
 
     def prepare(self, raw, check_fabric=True):
         self.check_names(raw)
+        bad = ParamErrors()
         batch = str(raw.get("batch") or "").strip()
         if not batch:
-            raise ValidationError("batch is required (the batch number, e.g. batch=3)", code="required")
+            bad.add("batch is required (the batch number, e.g. batch=3)")
         prop = str(raw.get("property") or "Custom1").strip()
         if not CUSTOM_PROPERTY.match(prop):
-            raise ValidationError(f"property must be Custom1..Custom10 or a custom property name, not {prop!r}")
-        shutdown = as_choice(raw.get("shutdown"), "shutdown", ("shutdown", "turnoff"), "shutdown")
-        reason = as_choice(raw.get("maintenance_reason"), "maintenance_reason", scom.REASONS, "PlannedOther")
-        minutes = as_int(raw.get("maintenance_minutes"), "maintenance_minutes", minimum=1, maximum=1440, default=60)
+            bad.add(f"property must be Custom1..Custom10 or a custom property name, not {prop!r}")
+        shutdown = bad.take(as_choice, raw.get("shutdown"), "shutdown", ("shutdown", "turnoff"), "shutdown")
+        reason = bad.take(as_choice, raw.get("maintenance_reason"), "maintenance_reason", scom.REASONS, "PlannedOther")
+        minutes = bad.take(as_int, raw.get("maintenance_minutes"), "maintenance_minutes", minimum=1, maximum=1440,
+                           default=60)
         template = str(raw.get("checkpoint_name") or DEFAULT_NAME)
         try:
             sample = render_name(template, batch=batch, vm="vm", date="2000-01-01", run=1)
+            if not sample.strip() or len(sample) > 200:
+                bad.add("checkpoint_name must give a name of 1 to 200 characters")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValidationError(f"checkpoint_name {template!r} is not a valid template ({exc}); "
-                                  f"use the fields {{{'}, {'.join(NAME_FIELDS)}}}") from None
-        if not sample.strip() or len(sample) > 200:
-            raise ValidationError("checkpoint_name must give a name of 1 to 200 characters")
-        on_error = as_choice(raw.get("on_error"), "on_error", ("compensate", "wait"), "compensate")
-        conn = connection_named(raw.get("connection"), "vmm")
-        scom_conn = connection_named(raw.get("scom"), "scom", required=False)
+            bad.add(f"checkpoint_name {template!r} is not a valid template ({exc}); "
+                    f"use the fields {{{'}, {'.join(NAME_FIELDS)}}}")
+        on_error = bad.take(as_choice, raw.get("on_error"), "on_error", ("compensate", "wait"), "compensate")
+        conn = bad.take(connection_named, raw.get("connection"), "vmm")
+        scom_conn = bad.take(connection_named, raw.get("scom"), "scom", required=False)
+        bad.raise_any()  # the fabric is asked only about parameters that are right
         cloud = str(raw.get("cloud") or "").strip()
         claims = []
         if check_fabric:

@@ -13,7 +13,8 @@ from django.core.exceptions import ValidationError
 
 from ..fabric import bulk, vmm
 from ..fabric.session import session_for
-from .base import Outcome, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int, connection_named, fabric_check
+from .base import (Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,
+                   connection_named, fabric_check)
 
 
 def select(checkpoints, older_than_days=None, keep_newest=None, now=None):
@@ -60,16 +61,16 @@ class CheckpointCleanup(Runbook):
 
     def prepare(self, raw, check_fabric=True):
         self.check_names(raw)
-        older = raw.get("older_than_days")
-        keep = raw.get("keep_newest")
-        older = None if older in (None, "") else as_int(older, "older_than_days", minimum=0, maximum=36500)
-        keep = None if keep in (None, "") else as_int(keep, "keep_newest", minimum=0, maximum=1000)
-        if older is None and keep is None:
-            raise ValidationError("give older_than_days=N or keep_newest=K (or both): which checkpoints should go?",
-                                  code="required")
-        dry_run = as_bool(raw.get("dry_run"), "dry_run")
-        on_error = as_choice(raw.get("on_error"), "on_error", ("continue", "wait"), "continue")
-        conn = connection_named(raw.get("connection"), "vmm")
+        bad = ParamErrors()
+        older, keep = raw.get("older_than_days"), raw.get("keep_newest")
+        if older in (None, "") and keep in (None, ""):
+            bad.add("give older_than_days=N or keep_newest=K (or both): which checkpoints should go?")
+        older = None if older in (None, "") else bad.take(as_int, older, "older_than_days", minimum=0, maximum=36500)
+        keep = None if keep in (None, "") else bad.take(as_int, keep, "keep_newest", minimum=0, maximum=1000)
+        dry_run = bad.take(as_bool, raw.get("dry_run"), "dry_run")
+        on_error = bad.take(as_choice, raw.get("on_error"), "on_error", ("continue", "wait"), "continue")
+        conn = bad.take(connection_named, raw.get("connection"), "vmm")
+        bad.raise_any()  # the fabric is asked only about parameters that are right
         cloud = str(raw.get("cloud") or "").strip()
         claims = []
         if check_fabric:

@@ -59,6 +59,17 @@ def _clean(kind, params, cron, name=None, instance=None):
     return name, cron, prep
 
 
+def _as_typed(params) -> dict:
+    """What the operator gave, without the empty fields: a schedule keeps its operator's words
+    (an empty connection stays "the only enabled one"), and each firing checks them again."""
+    out = {}
+    for key, value in (params or {}).items():
+        value = value.strip() if isinstance(value, str) else value
+        if value not in (None, ""):
+            out[key] = value
+    return out
+
+
 def _arm(sched):
     from django_q.models import Schedule  # noqa: PLC0415
 
@@ -74,26 +85,28 @@ def _arm(sched):
 
 def create_schedule(user, name, kind, params, cron, enabled=True) -> RunSchedule:
     _require_operator(user)
-    name, cron, prep = _clean(kind, params, cron, name)
+    params = _as_typed(params)
+    name, cron, _ = _clean(kind, params, cron, name)
     with transaction.atomic():
-        sched = RunSchedule.objects.create(name=name, kind=kind, params=prep.params, cron=cron, enabled=enabled,
+        sched = RunSchedule.objects.create(name=name, kind=kind, params=params, cron=cron, enabled=enabled,
                                            created_by=user)
         _arm(sched)
-        audit.record(user, "schedule.create", sched, kind=kind, cron=cron, params=prep.params)
+        audit.record(user, "schedule.create", sched, kind=kind, cron=cron, params=params)
     return sched
 
 
 def update_schedule(user, sched, *, name=None, params=None, cron=None, enabled=None) -> RunSchedule:
     _require_operator(user)
-    name, cron, prep = _clean(sched.kind, sched.params if params is None else params, sched.cron if cron is None else cron,
-                              sched.name if name is None else name, sched)
+    params = sched.params if params is None else _as_typed(params)
+    name, cron, _ = _clean(sched.kind, params, sched.cron if cron is None else cron,
+                           sched.name if name is None else name, sched)
     with transaction.atomic():
-        sched.name, sched.cron, sched.params = name, cron, prep.params
+        sched.name, sched.cron, sched.params = name, cron, params
         if enabled is not None:
             sched.enabled = bool(enabled)
         sched.save()
         _arm(sched)
-        audit.record(user, "schedule.update", sched, cron=cron, params=prep.params, enabled=sched.enabled)
+        audit.record(user, "schedule.update", sched, cron=cron, params=params, enabled=sched.enabled)
     return sched
 
 

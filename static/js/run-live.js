@@ -82,6 +82,7 @@
     if (finished && run.finished_at) finished.textContent = run.finished_at.replace("T", " ").substring(0, 19) + " UTC";
     runActive = !!run.is_active;
     root.dataset.runActive = String(runActive);
+    if (!runActive && statusEl && statusEl.classList.contains("ok")) setStatus("ended: nothing more to come", "done");
     root.dataset.currentState = run.state;
     root.querySelectorAll("tr[data-step-id]").forEach(syncActions);
     root.querySelectorAll("[data-when-active]").forEach(function (el) { el.hidden = !runActive; });
@@ -153,7 +154,7 @@
       case "events": addEvents(msg.events); break;
       case "steps": updateSteps(msg.steps); break;
       case "run": updateRun(msg.run); break;
-      case "hello": setStatus("live", "ok"); break;
+      case "hello": if (runActive) setStatus("live", "ok"); else setStatus("ended: nothing more to come", "done"); break;
       case "error": setStatus(msg.message, "bad"); break;
     }
   }

@@ -145,6 +145,8 @@ def test_operator_watches_a_batch_run_reach_100_percent(site):
             steps = site.query("select count(*) from ops_step where run_id = ?", run_id)[0][0]
             assert late.eval_on_selector_all("[data-steps] tr[data-step-id]", "els => els.length") == steps
             assert late.eval_on_selector_all("[data-steps] tr[data-state=succeeded]", "els => els.length") == steps
+            page.wait_for_function("() => document.querySelector('[data-live-status]').textContent.startsWith('ended')",
+                                   timeout=10_000)  # the watcher is told nothing more will come
             page.screenshot(path=str(ARTIFACTS / "run-live-done.png"), full_page=True)
         finally:
             browser.close()
@@ -164,6 +166,7 @@ def test_a_finished_runs_page_shows_its_whole_log_at_once(site):
             page.goto(f"{site.base_url}/ops/runs/{run_id}/", wait_until="domcontentloaded")
             assert logged_seqs(page)[0] == 1 and time.monotonic() - started < 5
             assert bar_width(page) == 100
-            page.wait_for_function("() => document.querySelector('[data-live-status]').textContent === 'live'")
+            # the socket is up (the hello came) and says the run is over, not "live"
+            page.wait_for_function("() => document.querySelector('[data-live-status]').textContent.startsWith('ended')")
         finally:
             browser.close()

@@ -99,6 +99,14 @@ def test_runs_list_filters_and_pages(client_for, operator, tenant, run):
     assert "No runs match" in c.get(reverse("ops:runs"), {"who": "(schedule)"}).content.decode()
 
 
+def test_runs_list_bars_carry_their_number(client_for, operator, run):
+    Run.objects.filter(pk=run.pk).update(progress=37)
+    Run.objects.create(kind="checkpoint-cleanup", state=Run.State.SUCCEEDED, progress=80, title="done one")
+    page = client_for(operator).get(reverse("ops:runs")).content.decode()
+    assert 'aria-valuenow="37"' in page and '<span class="pct">37%</span>' in page
+    assert '<span class="pct">100%</span>' in page  # a succeeded run reads 100 %, whatever was last written
+
+
 def test_events_endpoint_after_seq(client_for, operator, run):
     c = client_for(operator)
     data = c.get(reverse("ops:run_events", args=[run.pk]), {"after": 1, "format": "json"}).json()
@@ -157,6 +165,16 @@ def test_bad_parameters_are_shown_next_to_the_field_and_nothing_starts(sim, clie
     form = resp.context["form"]
     assert any(text in e for e in form.errors.get(field, [])), form.errors
     assert text in resp.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_several_bad_parameters_are_each_shown_next_to_their_field(sim, client_for, operator):
+    resp = client_for(operator).post(reverse("ops:run_start"), {"kind": "batch-checkpoint", "batch": "3",
+                                                                "connection": "vmm99", "scom": "scom99"})
+    assert resp.status_code == 400
+    errors = resp.context["form"].errors
+    assert any("no enabled VMM connection is named 'vmm99'" in e for e in errors.get("connection", [])), errors
+    assert any("no enabled SCOM connection is named 'scom99'" in e for e in errors.get("scom", [])), errors
     assert not Run.objects.exists()
 
 

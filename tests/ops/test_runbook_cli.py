@@ -62,6 +62,19 @@ def test_negative_age_is_refused(sim, operator, monkeypatch):
     assert not Run.objects.exists()
 
 
+def test_every_bad_parameter_is_named_in_one_line(sim, operator, monkeypatch):
+    Driver(monkeypatch)
+    with pytest.raises(CommandError) as exc:
+        call_command("runbook", "start", "checkpoint-cleanup", "older_than_days=-3", "keep_newest=many",
+                     "dry_run=maybe", "--user", "olga")
+    text = str(exc.value)
+    assert exc.value.returncode == 2 and "\n" not in text
+    assert "older_than_days must be at least 0, not -3" in text
+    assert "keep_newest must be a whole number, not 'many'" in text
+    assert "dry_run must be true or false, not 'maybe'" in text
+    assert not Run.objects.exists()
+
+
 def test_a_tenant_may_not_start_runbooks(sim, tenant, monkeypatch):
     Driver(monkeypatch)
     with pytest.raises(CommandError, match="Only operators") as exc:

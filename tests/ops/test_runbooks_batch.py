@@ -139,6 +139,20 @@ def test_bad_parameters_are_refused_before_anything_runs(sim, operator, driver, 
     assert not [j for j in sim.state()["jobs"]]
 
 
+def test_every_bad_parameter_is_reported_at_once(sim, operator, driver):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as exc:
+        start_run(operator, "batch-checkpoint", {"shutdown": "pull-the-plug", "maintenance_minutes": "-5",
+                                                 "checkpoint_name": "{nope}", "scom": "scom99"})
+    text = " | ".join(exc.value.messages)
+    for part in ("batch is required", "shutdown must be one of", "maintenance_minutes must be at least 1",
+                 "checkpoint_name '{nope}' is not a valid template", "no enabled SCOM connection is named 'scom99'"):
+        assert part in text
+    assert len(exc.value.messages) == 5
+    assert not Run.objects.exists() and not sim.state()["jobs"]
+
+
 def test_two_runs_over_the_same_vms_never_overlap(sim, operator, driver):
     from ops.services.runs import RunConflict
 

@@ -18,7 +18,7 @@ def test_create_arms_a_cron_schedule(sim, operator):
     assert (q.func, q.schedule_type, q.cron, q.args) == ("ops.engine.tasks.start_scheduled_run", Schedule.CRON,
                                                           "0 2 * * *", str(sched.pk))
     assert q.next_run.hour == 2 and q.next_run.minute == 0
-    assert sched.params["batch"] == "3" and sched.params["property"] == "Custom1"
+    assert sched.params == {"batch": "3"}  # what the operator gave; defaults apply when it fires
     assert AuditEntry.objects.filter(action="schedule.create", object_id=str(sched.pk)).exists()
 
 
@@ -28,7 +28,7 @@ def test_malformed_cron_is_refused_naming_it(sim, operator, cron):
         schedules.create_schedule(operator, "bad", "batch-checkpoint", {"batch": "3"}, cron)
     assert "cron" in exc.value.message_dict
     assert "not a valid five-field cron expression" in " ".join(exc.value.message_dict["cron"])
-    assert not RunSchedule.objects.exists() and not Schedule.objects.exists()
+    assert not RunSchedule.objects.exists() and not Schedule.objects.filter(func=schedules.TASK).exists()
 
 
 def test_bad_parameters_are_refused(sim, operator):
@@ -36,6 +36,18 @@ def test_bad_parameters_are_refused(sim, operator):
         schedules.create_schedule(operator, "bad", "checkpoint-cleanup", {"older_than_days": "-1"}, "0 3 * * *")
     assert "older_than_days must be at least 0" in " ".join(exc.value.message_dict["params"])
     assert not RunSchedule.objects.exists()
+
+
+def test_a_schedule_keeps_the_operators_words_not_what_they_resolved_to(sim, operator, monkeypatch):
+    from ops.models import ServerConnection
+
+    Driver(monkeypatch)
+    sched = schedules.create_schedule(operator, "n", "batch-checkpoint", {"batch": " 3 ", "connection": "", "cloud": ""},
+                                      "0 2 * * *")
+    assert sched.params == {"batch": "3"}  # "the only enabled VMM connection", not vmm01 by name
+    ServerConnection.objects.filter(name="vmm01").update(name="vmm-new")
+    run = Run.objects.get(pk=schedules.fire(sched.pk))
+    assert run.connection.name == "vmm-new" and run.schedule == sched
 
 
 def test_only_operators_manage_schedules(sim, tenant):
@@ -46,14 +58,14 @@ def test_only_operators_manage_schedules(sim, tenant):
 def test_pause_resume_update_delete(sim, operator):
     sched = schedules.create_schedule(operator, "n", "batch-checkpoint", {"batch": "3"}, "0 2 * * *")
     schedules.pause_schedule(operator, sched)
-    assert not sched.enabled and sched.q_schedule_id is None and not Schedule.objects.exists()
+    assert not sched.enabled and sched.q_schedule_id is None and not Schedule.objects.filter(func=schedules.TASK).exists()
     schedules.resume_schedule(operator, sched)
-    assert Schedule.objects.get().cron == "0 2 * * *"
+    assert Schedule.objects.get(func=schedules.TASK).cron == "0 2 * * *"
     schedules.update_schedule(operator, sched, cron="30 4 * * 1", params={"batch": "2"})
-    q = Schedule.objects.get()
+    q = Schedule.objects.get(func=schedules.TASK)
     assert q.cron == "30 4 * * 1" and sched.params["batch"] == "2"
     schedules.delete_schedule(operator, sched)
-    assert not RunSchedule.objects.exists() and not Schedule.objects.exists()
+    assert not RunSchedule.objects.exists() and not Schedule.objects.filter(func=schedules.TASK).exists()
     actions = set(AuditEntry.objects.values_list("action", flat=True))
     assert {"schedule.pause", "schedule.resume", "schedule.update", "schedule.delete"} <= actions
 
