@@ -67,6 +67,11 @@ class Run(models.Model):
     def is_active(self) -> bool:
         return self.state in self.ACTIVE_STATES
 
+    @property
+    def shown_progress(self) -> int:
+        """The progress to show: a succeeded run reads 100 %, whatever was last written."""
+        return 100 if self.state == self.State.SUCCEEDED else self.progress
+
 
 class Step(models.Model):
     class State(models.TextChoices):
