@@ -73,9 +73,8 @@ def submit_jobs(s: FabricSession, requests: typing.Sequence[JobRequest]) -> list
     """Start every request's job; returns, in order, its JobInfo or the FabricError that refused it.
 
     One statement per request: ``<pipeline> -RunAsynchronously | Select-Object <match>,
-    MostRecentTaskID`` (two small properties: cheaper for the client than JSON). Requests go in small chunks, several chunks at
-    once on the session's runspace pools, so the first jobs start while the next chunks
-    are still being sent.
+    MostRecentTaskID`` (two small properties: cheaper for the client than JSON). Requests go in equal chunks (at most
+    ``CHUNK``), all under way at once on the session's runspace pools when they fit.
     """
     results: list[JobInfo | errors.FabricError | None] = [None] * len(requests)
     # equal chunks, all under way at once when they fit: the jobs of one submission then start
