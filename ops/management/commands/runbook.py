@@ -87,7 +87,7 @@ class Command(BaseCommand):
         except PermissionDenied as exc:
             raise CommandError(f"{user.get_username()}: {exc}", returncode=2) from None
         except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages), returncode=2) from None
+            raise CommandError("; ".join(exc.messages), returncode=2) from None
         self.stdout.write(f"run {run.pk} queued: {run.title}")
         if o["follow"]:
             return self.follow(run.pk, o["poll"])
@@ -139,5 +139,5 @@ class Command(BaseCommand):
         except PermissionDenied as exc:
             raise CommandError(f"{user.get_username()}: {exc}", returncode=2) from None
         except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages), returncode=2) from None
+            raise CommandError("; ".join(exc.messages), returncode=2) from None
         self.stdout.write(f"run {run.pk}: cancel requested; it stops after the current steps, then cleans up")
