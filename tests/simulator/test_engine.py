@@ -344,19 +344,17 @@ def test_scale_scenario_is_deterministic():
     assert len(a["vms"]) == 500 and [v["id"] for v in a["vms"]] == [v["id"] for v in b["vms"]]
 
 
-def test_10k_vm_listing_is_fast():
+def test_10k_vm_listing_returns_every_vm_once():
+    # how fast this is: `manage.py bench wire --vms 10000` (no timed tests)
     eng = SimEngine.from_scenario("scale", vms=10000, time_scale=FAST)
     s = eng.open_session("admin")
     fields = ["ID", "Name", "Status", "HostName", "Cloud", "IsHighlyAvailable", "Memory", "Custom1", "Owner",
               "VMCheckpoints"]
-    best = 9.0
-    for _ in range(3):   # CPU time of this process, so parallel test workers do not skew it
-        started = time.process_time()
-        out = pipe(s, ("Get-SCVirtualMachine", [("All", None)]), ("Select-Object", [("Property", fields)]),
-                   ("ConvertTo-Json", [("Compress", None)]))
-        best = min(best, time.process_time() - started)
-    assert len(json.loads(out.outputs[0])) == 10000
-    assert best < 0.5, best
+    out = pipe(s, ("Get-SCVirtualMachine", [("All", None)]), ("Select-Object", [("Property", fields)]),
+               ("ConvertTo-Json", [("Compress", None)]))
+    rows = json.loads(out.outputs[0])
+    assert len(rows) == 10000 and len({r["ID"] for r in rows}) == 10000
+    assert set(rows[0]) == set(fields)
 
 
 def test_vm_object_shape(s):

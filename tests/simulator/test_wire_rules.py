@@ -283,4 +283,4 @@ def test_time_scale_control_changes_job_durations(wire):
     assert wire.control({"op": "time_scale", "value": 0.2})["time_scale"] == 0.2
     first, slow = timed_checkpoint("slow")  # 4 s x 0.2
     assert first.status == "Running" and first.progress < 60
-    assert fast < 0.5 and slow >= 0.75, (fast, slow)
+    assert slow >= 0.75 and fast < slow, (fast, slow)
