@@ -321,3 +321,13 @@ def fabric_check(fn, what):
         return fn()
     except errors.FabricError as exc:
         raise ValidationError(f"cannot check {what}: {exc}", code="fabric") from exc
+
+
+def cloud_named(s, conn, cloud: str) -> str:
+    """The fabric's spelling of ``cloud`` on ``conn``; refused, naming the clouds there are, when it has none such."""
+    names = fabric_check(lambda: [c.name for c in vmm.list_clouds(s)], "the cloud")
+    match = [n for n in names if n.lower() == cloud.lower()]
+    if not match:
+        raise ValidationError(f"cloud: VMM server {conn.name} has no cloud named {cloud!r} "
+                              f"(clouds: {', '.join(sorted(names)) or 'none'})")
+    return match[0]

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from ..fabric import bulk, errors, scom, vmm
 from ..fabric.session import session_for
 from .base import (CUSTOM_PROPERTY, Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
-                   connection_named, fabric_check)
+                   cloud_named, connection_named, fabric_check)
 
 MARKER = "[slipway-run:{run}]"
 DEFAULT_NAME = "Batch {batch} {date}"
@@ -92,12 +92,7 @@ class BatchCheckpoint(Runbook):
         if check_fabric:
             s = session_for(conn)
             if cloud:
-                names = fabric_check(lambda: [c.name for c in vmm.list_clouds(s)], "the cloud")
-                match = [n for n in names if n.lower() == cloud.lower()]
-                if not match:
-                    raise ValidationError(f"cloud: VMM server {conn.name} has no cloud named {cloud!r} "
-                                          f"(clouds: {', '.join(sorted(names)) or 'none'})")
-                cloud = match[0]
+                cloud = cloud_named(s, conn, cloud)
             vms = fabric_check(lambda: vmm.find_vms(s, prop, batch, cloud or None), "the batch")
             if not vms:
                 where = f" in cloud {cloud}" if cloud else ""

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from ..fabric import bulk, vmm
 from ..fabric.session import session_for
 from .base import (Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,
-                   connection_named, fabric_check)
+                   cloud_named, connection_named, fabric_check)
 
 
 def select(checkpoints, older_than_days=None, keep_newest=None, now=None):
@@ -76,12 +76,7 @@ class CheckpointCleanup(Runbook):
         if check_fabric:
             s = session_for(conn)
             if cloud:
-                names = fabric_check(lambda: [c.name for c in vmm.list_clouds(s)], "the cloud")
-                match = [n for n in names if n.lower() == cloud.lower()]
-                if not match:
-                    raise ValidationError(f"cloud: VMM server {conn.name} has no cloud named {cloud!r} "
-                                          f"(clouds: {', '.join(sorted(names)) or 'none'})")
-                cloud = match[0]
+                cloud = cloud_named(s, conn, cloud)
             vms = fabric_check(lambda: vmm.list_vms(s), "the VMs")
             claims = sorted(v.id.lower() for v in vms if not cloud or v.cloud_name.lower() == cloud.lower())
         params = {"cloud": cloud, "older_than_days": older, "keep_newest": keep, "dry_run": dry_run,

@@ -111,20 +111,19 @@ def update_schedule(user, sched, *, name=None, params=None, cron=None, enabled=N
 
 
 def pause_schedule(user, sched) -> RunSchedule:
-    _require_operator(user)
-    with transaction.atomic():
-        sched.enabled = False
-        _arm(sched)
-        audit.record(user, "schedule.pause", sched)
-    return sched
+    return _set_enabled(user, sched, False, "schedule.pause")
 
 
 def resume_schedule(user, sched) -> RunSchedule:
+    return _set_enabled(user, sched, True, "schedule.resume")
+
+
+def _set_enabled(user, sched, enabled: bool, action: str) -> RunSchedule:
     _require_operator(user)
     with transaction.atomic():
-        sched.enabled = True
+        sched.enabled = enabled
         _arm(sched)
-        audit.record(user, "schedule.resume", sched)
+        audit.record(user, action, sched)
     return sched
 
 
