@@ -43,6 +43,7 @@ check: $(STAMP)
 	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 bench: $(STAMP)
+	$(BIN)/python manage.py bench wire --vms 10000
 	$(BIN)/python manage.py bench inventory --vms 10000
 	$(BIN)/python manage.py bench batch-checkpoint --vms 500
 	$(BIN)/python manage.py bench events --watchers 200

@@ -17,7 +17,7 @@ from . import errors
 from .commands import SWITCH, Cmd, cmd, parse_json_output, prop, select_json
 from .session import FabricSession
 from .types import CheckpointInfo, JobInfo, VMInfo
-from .vmm import CHECKPOINT_FIELDS, STOP_METHODS, VM_FIELDS, _checkpoint, _vm, list_checkpoints, list_vms
+from .vmm import CHECKPOINT_FIELDS, STOP_METHODS, VM_FIELDS, _checkpoint, _vm, each_by_id, list_checkpoints, list_vms
 
 CHUNK = 25  # at most this many job submissions per round trip
 PARALLEL_CHUNKS = 3  # round trips under way at once (each on its own runspace pool)
@@ -143,14 +143,7 @@ def get_vms(s: FabricSession, vm_ids: typing.Iterable[str], keep_all: bool = Fal
     if len(ids) > list_all_above(fabric_vms):
         wanted = set(ids)
         return {vm.id.lower(): vm for vm in list_vms(s) if keep_all or vm.id.lower() in wanted}
-    statements = [[cmd("Get-SCVirtualMachine", ID=i), *select_json(*VM_FIELDS)] for i in ids]
-    result = s.run(statements, cmdlet="Get-SCVirtualMachine", target=f"{len(ids)} VMs", strict=False)
-    found = {}
-    for text in result.output:
-        for row in parse_json_output([text]):
-            vm = _vm(row)
-            found[vm.id.lower()] = vm
-    return found
+    return each_by_id(s, "Get-SCVirtualMachine", ids, VM_FIELDS, _vm, "VMs")
 
 
 def checkpoints_of(s: FabricSession, vm_ids: typing.Iterable[str], keep_all: bool = False,

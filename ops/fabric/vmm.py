@@ -242,14 +242,20 @@ def jobs_by_id(s: FabricSession, job_ids: typing.Iterable[str]) -> dict[str, Job
     ids = [str(j) for j in job_ids]
     if not ids:
         return {}
-    statements = [[cmd("Get-SCJob", ID=j), *select_json(*JOB_FIELDS)] for j in ids]
-    result = s.run(statements, cmdlet="Get-SCJob", target=f"{len(ids)} jobs", strict=False)
-    jobs = {}
+    return each_by_id(s, "Get-SCJob", ids, JOB_FIELDS, _job, "jobs")
+
+
+def each_by_id(s: FabricSession, cmdlet: str, ids: list[str], fields, parse, noun: str) -> dict:
+    """``cmdlet -ID x | Select-Object fields | ConvertTo-Json`` for each ID, all in one round trip, parsed
+    by ``parse``; keyed by lower-case ID. IDs the server does not know are left out."""
+    statements = [[cmd(cmdlet, ID=i), *select_json(*fields)] for i in ids]
+    result = s.run(statements, cmdlet=cmdlet, target=f"{len(ids)} {noun}", strict=False)
+    found = {}
     for text in result.output:
         for row in parse_json_output([text]):
-            job = _job(row)
-            jobs[job.id.lower()] = job
-    return jobs
+            obj = parse(row)
+            found[obj.id.lower()] = obj
+    return found
 
 
 def get_jobs(s: FabricSession, job_ids: typing.Iterable[str]) -> dict[str, JobInfo]:
