@@ -124,7 +124,10 @@ def run_start(request):
         raise Http404(f"No runbook {kind!r}.")
     form = None
     if rb is not None:
-        form = runforms.StartRunForm(rb, request.POST or None) if request.method == "POST" else runforms.StartRunForm(rb)
+        if request.method == "POST":
+            form = runforms.StartRunForm(rb, request.POST)
+        else:
+            form = runforms.StartRunForm(rb, initial=_again_initial(request, rb))
         if request.method == "POST" and form.is_valid():
             try:
                 run = _services().start_run(request.user, rb.kind, form.params())
@@ -135,6 +138,19 @@ def run_start(request):
                 return redirect("ops:run", pk=run.pk)
     status = 400 if request.method == "POST" else 200
     return render(request, "ops/runs/start.html", {"nav": "runs", "runbooks": books, "rb": rb, "form": form}, status=status)
+
+
+def _again_initial(request, rb) -> dict:
+    """``?again=RUN_ID``: the start form filled with that run's parameters ("Run again")."""
+    again = request.GET.get("again")
+    if not again:
+        return {}
+    if not again.isdigit():
+        raise Http404(f"No run {again!r}.")
+    before = _visible_run(request, int(again))
+    if before.kind != rb.kind:
+        raise Http404(f"Run {before.pk} is a {before.kind} run, not {rb.kind}.")
+    return {k: v for k, v in before.params.items() if v is not None and v != ""}
 
 
 @operator_required

@@ -86,6 +86,7 @@
     root.dataset.currentState = run.state;
     root.querySelectorAll("tr[data-step-id]").forEach(syncActions);
     root.querySelectorAll("[data-when-active]").forEach(function (el) { el.hidden = !runActive; });
+    root.querySelectorAll("[data-when-ended]").forEach(function (el) { el.hidden = runActive; });
     if (!runActive && ws === null) stopPolling();
   }
 

@@ -228,3 +228,27 @@ def test_bad_schedule_edit_changes_nothing(sim, client_for, operator, sched):
     assert resp.status_code == 400 and "not a valid five-field cron" in resp.content.decode()
     sched.refresh_from_db()
     assert sched.cron == "0 2 * * *"
+
+
+def test_run_again_fills_the_start_form_with_that_runs_parameters(client_for, operator, run):
+    run.state = Run.State.FAILED
+    run.params = {"batch": "3", "shutdown": "turnoff", "checkpoint_name": "Before patch {batch}"}
+    run.save()
+    c = client_for(operator)
+    detail = c.get(reverse("ops:run", args=[run.pk])).content.decode()
+    assert f"again={run.pk}" in detail and "Run again" in detail
+    form = c.get(reverse("ops:run_start"), {"kind": "batch-checkpoint", "again": run.pk}).context["form"]
+    assert form["batch"].value() == "3" and form["checkpoint_name"].value() == "Before patch {batch}"
+    assert form["shutdown"].value() == "turnoff"
+    assert not Run.objects.exclude(pk=run.pk).exists()   # filling the form starts nothing
+
+
+@pytest.mark.parametrize("again", ["999999", "abc", "-1"])
+def test_run_again_of_no_such_run_is_404(client_for, operator, again):
+    resp = client_for(operator).get(reverse("ops:run_start"), {"kind": "batch-checkpoint", "again": again})
+    assert resp.status_code == 404
+
+
+def test_run_again_of_another_runbooks_run_is_404(client_for, operator, run):
+    resp = client_for(operator).get(reverse("ops:run_start"), {"kind": "checkpoint-cleanup", "again": run.pk})
+    assert resp.status_code == 404
