@@ -43,20 +43,17 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
 
-def _parse_after(value) -> int | None:
-    """A cursor is a non-negative integer (as int or decimal string); anything else is None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+_parse_after = livetail.parse_cursor
 
 
 @database_sync_to_async
 def _can_watch(user, run_id: int) -> bool:
     return Run.objects.visible_to(user).filter(pk=run_id).exists()
+
+
+@database_sync_to_async
+def _last_seq(run_id: int) -> int:
+    return Run.objects.filter(pk=run_id).values_list("last_seq", flat=True).first() or 0
 
 
 class RunConsumer(AsyncWebsocketConsumer):
@@ -84,7 +81,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         if "after" in query:
             after = _parse_after(query["after"][-1])
             if after is None:
-                await self._fail("bad-after", f"'after' must be a non-negative integer, got {query['after'][-1]!r}; "
+                await self._fail("bad-after", f"'after' must be a non-negative integer, got {query['after'][-1][:40]!r}; "
                                               'send {"after": N} to start.')
                 return
             await self._start(after)
@@ -117,7 +114,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         elif kind == "resume":
             after = _parse_after(content.get("after"))
             if after is None:
-                await self._fail("bad-after", f"'after' must be a non-negative integer, got {content.get('after')!r}.")
+                await self._fail("bad-after", f"'after' must be a non-negative integer, got {str(content.get('after'))[:40]!r}.")
             elif self.last_seq is not None:
                 await self._fail("already-streaming", f"Already streaming (last seq sent: {self.last_seq}); "
                                                       "reconnect with ?after=N to resume elsewhere.")
@@ -133,6 +130,11 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     # -- streaming --
     async def _start(self, after: int):
+        newest = await _last_seq(self.run_id)
+        if after > newest:   # seq only grows: a browser cannot have seen more than the run has written
+            await self._fail("bad-after", f"'after' is {after}, but run {self.run_id} has only {newest} events; "
+                                          f"resume with an 'after' of at most {newest}.")
+            return
         self.last_seq = after
         await self._send({"type": "hello", "run": self.run_id, "after": after})
         self.tail = livetail.subscribe(self.run_id, self)  # the tail joins the group, then reads

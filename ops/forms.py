@@ -53,9 +53,12 @@ class ConnectionForm(forms.ModelForm):
         return data
 
 
+MAX_ID = 2**63 - 1   # BigAutoField: a larger number is no ID (and overflows SQLite)
+
+
 class VMFilterForm(forms.Form):
     q = forms.CharField(required=False, label="Name contains")
     status = forms.CharField(required=False)
-    cluster = forms.IntegerField(required=False, min_value=1)
-    host = forms.IntegerField(required=False, min_value=1)
-    cloud = forms.IntegerField(required=False, min_value=1)
+    cluster = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    host = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    cloud = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)

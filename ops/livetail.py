@@ -17,6 +17,7 @@ so a watcher never skips an event that was merely late.
 import asyncio
 import bisect
 import logging
+import re
 import time
 
 from channels.db import database_sync_to_async
@@ -37,6 +38,21 @@ IDLE_POLL_SECONDS = 1.0  # a finished run is re-read less often (an operator may
 
 RUN_FIELDS = ("id", "kind", "state", "phase", "progress", "message", "cancel_requested", "started_at", "finished_at")
 STEP_FIELDS = ("id", "index", "phase", "action", "target", "compensation", "state", "progress", "attempts", "error", "job_id")
+
+
+SEQ_DIGITS = re.compile(r"[0-9]{1,15}")   # ASCII digits only ("²".isdigit() is True); 15 keeps int() cheap
+
+
+def parse_cursor(value) -> int | None:
+    """A browser's "events after seq N" cursor: a non-negative integer, as int or ASCII decimal string.
+    Anything else (negative, float, bool, '²', 5,000 digits) is None, for the caller to refuse."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 10**15 else None
+    if isinstance(value, str) and SEQ_DIGITS.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
 
 
 def _iso(value):

@@ -8,6 +8,7 @@ maintenance mode off. The last two phases are ``always``: after a failure or a
 cancel they still run (compensation), then the run fails naming what failed.
 """
 import datetime as dt
+import string
 
 from django.core.exceptions import ValidationError
 
@@ -21,8 +22,21 @@ DEFAULT_NAME = "Batch {batch} {date}"
 NAME_FIELDS = ("batch", "vm", "date", "run")
 
 
-def render_name(template, *, batch, vm, date, run):
-    return template.format(batch=batch, vm=vm, date=date, run=run)
+def render_name(template: str, **values) -> str:
+    """The checkpoint name: ``{batch}``, ``{vm}``, ``{date}``, ``{run}`` replaced, ``{{``/``}}`` literal braces.
+
+    Only those plain fields: no attributes (``{vm.__class__}``), indexes, conversions or
+    format specs (``{batch:>1000000000}`` would build a huge string), which str.format allows."""
+    out = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        out.append(literal)
+        if field is None:
+            continue
+        if field not in NAME_FIELDS or spec or conversion:
+            shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{shown} is not a field")
+        out.append(str(values[field]))
+    return "".join(out)
 
 
 class BatchCheckpoint(Runbook):
@@ -77,11 +91,13 @@ class BatchCheckpoint(Runbook):
                            default=60)
         template = str(raw.get("checkpoint_name") or DEFAULT_NAME)
         try:
+            if len(template) > 200:
+                raise ValueError(f"it is {len(template)} characters long, at most 200")
             sample = render_name(template, batch=batch, vm="vm", date="2000-01-01", run=1)
             if not sample.strip() or len(sample) > 200:
                 bad.add("checkpoint_name must give a name of 1 to 200 characters")
         except (KeyError, IndexError, ValueError) as exc:
-            bad.add(f"checkpoint_name {template!r} is not a valid template ({exc}); "
+            bad.add(f"checkpoint_name {template[:60]!r} is not a valid template ({exc}); "
                     f"use the fields {{{'}, {'.join(NAME_FIELDS)}}}")
         on_error = bad.take(as_choice, raw.get("on_error"), "on_error", ("compensate", "wait"), "compensate")
         conn = bad.take(connection_named, raw.get("connection"), "vmm")

@@ -6,7 +6,7 @@ deletes that Schedule, resuming makes a fresh one. A missed slot does not pile
 up runs: Q_CLUSTER ``catch_up`` is False, and ``fire`` skips a slot (with an
 audit entry) while the schedule's previous run is still active.
 """
-from croniter import croniter
+from croniter import CroniterError, croniter
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -25,6 +25,10 @@ def validate_cron(cron: str) -> str:
     if len(cron.split()) != 5 or not croniter.is_valid(cron):
         raise ValidationError({"cron": f"cron: {cron!r} is not a valid five-field cron expression "
                                        "(minute hour day-of-month month day-of-week, e.g. '0 2 * * *')"})
+    try:
+        next_run(cron)
+    except CroniterError:   # e.g. '0 2 30 2 *': valid fields, but no such day
+        raise ValidationError({"cron": f"cron: {cron!r} never matches a date (no month has that day)"}) from None
     return cron
 
 

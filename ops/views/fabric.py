@@ -102,7 +102,7 @@ def sync_now(request):
     if request.POST.get("connection"):
         try:
             conn = ServerConnection.objects.get(pk=int(request.POST["connection"]), kind="vmm")
-        except (ValueError, ServerConnection.DoesNotExist):
+        except (ValueError, OverflowError, ServerConnection.DoesNotExist):
             messages.error(request, "No such VMM connection; nothing was synced.")
             return redirect("ops:clusters")
     targets = inventory.request_sync(request.user, conn)

@@ -89,21 +89,27 @@ def run_detail(request, pk):
     })
 
 
+def _bad_request(message: str) -> HttpResponseBadRequest:
+    """A refusal as plain text: the message may quote the request, and text/plain is never run as HTML."""
+    return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+
+
 @login_required
 def run_events(request, pk):
     """Events after ``?after=N`` (at most 500) as JSON (``?format=json``) or as log lines."""
     run = _visible_run(request, pk)
-    raw = request.GET.get("after", "0").strip()
-    if not raw.isdigit():
-        message = f"'after' must be a non-negative integer, got {raw!r}."
+    raw = request.GET.get("after", "0")
+    after = livetail.parse_cursor(raw)
+    if after is None:
+        message = f"'after' must be a non-negative integer, got {raw[:40]!r}."
         if _wants_json(request):
             return JsonResponse({"error": message}, status=400)
-        return HttpResponseBadRequest(message)
-    events = livetail.fetch_events(run.pk, int(raw))
+        return _bad_request(message)
+    events = livetail.fetch_events(run.pk, after)
     if _wants_json(request):
         return JsonResponse({
             "run": livetail.fetch_run(run.pk), "events": events, "steps": livetail.fetch_steps(run.pk),
-            "last_seq": events[-1]["seq"] if events else int(raw), "more": len(events) == livetail.FETCH_LIMIT,
+            "last_seq": events[-1]["seq"] if events else after, "more": len(events) == livetail.FETCH_LIMIT,
         })
     return render(request, "ops/runs/_events.html", {"events": events})
 
@@ -145,9 +151,10 @@ def _again_initial(request, rb) -> dict:
     again = request.GET.get("again")
     if not again:
         return {}
-    if not again.isdigit():
-        raise Http404(f"No run {again!r}.")
-    before = _visible_run(request, int(again))
+    again_id = livetail.parse_cursor(again)
+    if again_id is None:
+        raise Http404("No such run.")
+    before = _visible_run(request, again_id)
     if before.kind != rb.kind:
         raise Http404(f"Run {before.pk} is a {before.kind} run, not {rb.kind}.")
     return {k: v for k, v in before.params.items() if v is not None and v != ""}
@@ -176,7 +183,7 @@ def run_step_action(request, pk, step_pk):
     step = get_object_or_404(Step, run=run, pk=step_pk)
     action = request.POST.get("action", "")
     if action not in STEP_ACTIONS:
-        return HttpResponseBadRequest(f"Unknown action {action!r}; expected retry, skip or abort.")
+        return _bad_request(f"Unknown action {action[:40]!r}; expected retry, skip or abort.")
     svc = _services()
     try:
         if action == "retry":

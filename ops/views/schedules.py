@@ -1,7 +1,6 @@
 """Operators' cron schedules for runbooks. Thin: the form checks shapes, the
 schedule services (ops/services/schedules.py) check meaning and write; on any
 error nothing is written and the form shows why."""
-from croniter import croniter
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -36,10 +35,10 @@ class ScheduleForm(forms.Form):
         self.fields.update(runforms.param_fields(rb, PREFIX))
 
     def clean_cron(self):
-        cron = " ".join(self.cleaned_data["cron"].split())
-        if len(cron.split(" ")) != 5 or not croniter.is_valid(cron):
-            raise ValidationError(f"“{cron}” is not a valid five-field cron expression (e.g. 0 2 * * *).")
-        return cron
+        try:
+            return _services().validate_cron(self.cleaned_data["cron"])
+        except ValidationError as exc:
+            raise ValidationError([m.removeprefix("cron: ") for m in exc.messages]) from None
 
     def params(self) -> dict:
         return runforms.collect_params(self.runbook, self.cleaned_data, PREFIX)

@@ -234,6 +234,11 @@ def test_tenant_never_watches_another_tenants_run(tenant, other_tenant, operator
 @pytest.mark.parametrize("query,message", [
     ("?after=abc", None),
     ("?after=-1", None),
+    ("?after=%C2%B2", None),               # '²' is a digit to str.isdigit, not to int()
+    ("?after=" + "9" * 5000, None),
+    ("?after=4", None),                    # beyond the run's last event (3)
+    ("", json.dumps({"after": "\u00b2"})),
+    ("", json.dumps({"after": 10**30})),
     ("", "{not json"),
     ("", json.dumps({"after": "x"})),
     ("", json.dumps([1, 2])),

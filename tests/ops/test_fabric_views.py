@@ -50,9 +50,21 @@ def test_staff_see_clusters_hosts_and_vms(client_for, make_user, synced, role):
     assert vm.name in page and "old" in page
 
 
-def test_vm_filter_rejects_bad_input_clearly(client_for, operator, synced):
-    page = client_for(operator).get(reverse("ops:vms"), {"cluster": "abc"}).content.decode()
-    assert "Enter a whole number" in page
+@pytest.mark.parametrize("query,text", [
+    ({"cluster": "abc"}, "Enter a whole number"),
+    ({"host": "9" * 21}, "less than or equal to"),
+    ({"cloud": "-1"}, "greater than or equal to 1"),
+])
+def test_vm_filter_rejects_bad_input_clearly(client_for, operator, synced, query, text):
+    resp = client_for(operator).get(reverse("ops:vms"), query)
+    page = resp.content.decode()
+    assert resp.status_code == 200 and text in page
+    assert not resp.context["page"].object_list   # a bad filter never widens the list to every VM
+
+
+def test_sync_now_of_no_such_connection_syncs_nothing(client_for, operator, synced):
+    resp = client_for(operator).post(reverse("ops:sync"), {"connection": "9" * 25}, follow=True)
+    assert "No such VMM connection; nothing was synced." in resp.content.decode()
 
 
 def test_maintenance_shows_after_sync(client_for, operator, synced):

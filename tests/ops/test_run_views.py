@@ -116,6 +116,22 @@ def test_events_endpoint_after_seq(client_for, operator, run):
     assert html.count("<li") == 2 and "queued by olga" in html
     bad = c.get(reverse("ops:run_events", args=[run.pk]), {"after": "x", "format": "json"})
     assert bad.status_code == 400 and "non-negative integer" in bad.json()["error"]
+    for after in ("\u00b2", "\u0663", "9" * 5000, "-1"):
+        bad = c.get(reverse("ops:run_events", args=[run.pk]), {"after": after, "format": "json"})
+        assert bad.status_code == 400 and "non-negative integer" in bad.json()["error"]
+
+
+def test_refusals_quoting_the_request_are_plain_text(client_for, operator, run):
+    c = client_for(operator)
+    attack = "<img src=x onerror=alert(1)>"
+    resp = c.get(reverse("ops:run_events", args=[run.pk]), {"after": attack})
+    assert resp.status_code == 400 and resp["Content-Type"].startswith("text/plain")
+    step = run.steps.get(index=1)
+    resp = c.post(reverse("ops:run_step_action", args=[run.pk, step.pk]), {"action": attack})
+    assert resp.status_code == 400 and resp["Content-Type"].startswith("text/plain")
+    assert "expected retry, skip or abort" in resp.content.decode()
+    step.refresh_from_db()
+    assert step.state == Step.State.FAILED
 
 
 def test_step_actions_and_cancel_call_the_services(client_for, operator, run):
@@ -211,6 +227,7 @@ def test_schedule_create_edit_toggle_delete(sim, client_for, operator):
 @pytest.mark.parametrize("data,field,text", [
     ({"name": "x", "cron": "every night", "p_batch": "3"}, "cron", "not a valid five-field cron"),
     ({"name": "x", "cron": "61 2 * * *", "p_batch": "3"}, "cron", "not a valid five-field cron"),
+    ({"name": "x", "cron": "0 2 30 2 *", "p_batch": "3"}, "cron", "never matches a date"),
     ({"name": "x", "cron": "0 2 * * *", "p_batch": "99"}, "p_batch", "no such batch"),
     ({"name": "", "cron": "0 2 * * *", "p_batch": "3"}, "name", "required"),
 ])

@@ -124,7 +124,13 @@ def test_on_error_wait_then_abort_compensates_and_fails(sim, operator, driver):
     ({"batch": "3", "cloud": "Platinum"}, "no cloud named 'Platinum'"),
     ({"batch": "3", "shutdown": "pull-the-plug"}, "shutdown must be one of"),
     ({"batch": "3", "maintenance_minutes": "-5"}, "maintenance_minutes must be at least 1"),
-    ({"batch": "3", "checkpoint_name": "{nope}"}, "checkpoint_name"),
+    ({"batch": "3", "checkpoint_name": "{nope}"}, "{nope} is not a field"),
+    ({"batch": "3", "checkpoint_name": "{vm.__class__}"}, "{vm.__class__} is not a field"),
+    ({"batch": "3", "checkpoint_name": "{batch[0]}"}, "{batch[0]} is not a field"),
+    ({"batch": "3", "checkpoint_name": "{batch:>1000000000000}"}, "{batch:>1000000000000} is not a field"),
+    ({"batch": "3", "checkpoint_name": "{vm!r}"}, "{vm!r} is not a field"),
+    ({"batch": "3", "checkpoint_name": "{batch"}, "is not a valid template"),
+    ({"batch": "3", "checkpoint_name": "x" * 201}, "at most 200"),
     ({"bacth": "3"}, "unknown parameter 'bacth'"),
     ({}, "batch is required"),
 ])
@@ -137,6 +143,13 @@ def test_bad_parameters_are_refused_before_anything_runs(sim, operator, driver, 
     assert not Run.objects.exists()
     assert not driver.queue
     assert not [j for j in sim.state()["jobs"]]
+
+
+def test_checkpoint_names_from_the_template():
+    from ops.runbooks.batch_checkpoint import render_name
+
+    assert render_name("{{{batch}}} {vm}-{date} r{run}", batch="3", vm="web01", date="2026-11-29", run=7) == \
+        "{3} web01-2026-11-29 r7"
 
 
 def test_every_bad_parameter_is_reported_at_once(sim, operator, driver):

@@ -88,3 +88,18 @@ def test_a_slot_starts_a_run_that_shows_its_schedule_and_never_piles_up(sim, ope
     assert run.state == Run.State.SUCCEEDED
     assert start_scheduled_run(sched.pk) is not None  # the run ended: the next slot runs
     assert settings.Q_CLUSTER["catch_up"] is False  # missed slots are not replayed
+
+
+@pytest.mark.parametrize("cron", ["0 2 30 2 *", "0 2 31 4 *"])
+def test_cron_that_never_fires_is_refused_on_create_and_edit(sim, operator, cron):
+    with pytest.raises(ValidationError, match="never matches a date"):
+        schedules.create_schedule(operator, "never", "batch-checkpoint", {"batch": "3"}, cron)
+    assert not RunSchedule.objects.exists()
+    sched = schedules.create_schedule(operator, "nightly", "batch-checkpoint", {"batch": "3"}, "0 2 * * *")
+    schedules.pause_schedule(operator, sched)
+    with pytest.raises(ValidationError, match="never matches a date"):
+        schedules.update_schedule(operator, sched, cron=cron)
+    sched.refresh_from_db()
+    assert sched.cron == "0 2 * * *"
+    schedules.resume_schedule(operator, sched)   # still resumable
+    assert Schedule.objects.get(pk=sched.q_schedule_id).next_run.hour == 2
