@@ -26,6 +26,7 @@ from django.conf import settings
 
 from .live import POKE_TYPE, run_group
 from .models import Run, RunEvent, Step
+from .runbooks.registry import phase_label
 
 log = logging.getLogger("slipway.live")
 
@@ -74,6 +75,7 @@ def run_dict(row) -> dict:
     out = dict(row)
     out["state_label"] = str(Run.State(row["state"]).label) if row["state"] in Run.State.values else row["state"]
     out["is_active"] = row["state"] in Run.ACTIVE_STATES
+    out["phase_label"] = phase_label(row["kind"], row["phase"], row["state"])
     out["started_at"] = _iso(row["started_at"])
     out["finished_at"] = _iso(row["finished_at"])
     return out

@@ -259,7 +259,9 @@ class Increment(StepWork):
             names = ", ".join(s.target for s in failed[:10])
             msg = (f"Waiting for the operator: {len(failed)} step(s) of '{phase.title}' failed ({names}): "
                    f"{failed[0].error}. Retry or skip the failed steps, or abort the run.")
-            self.commit(run_fields=["state", "context"], events=[Event(msg, "warning")], release=True, progress=False)
+            run.message = msg[:2000]
+            self.commit(run_fields=["state", "context", "message"], events=[Event(msg, "warning")], release=True,
+                        progress=False)
             return None
         if failed and not eng.get("failure"):
             eng["failure"] = failed[0].error
@@ -304,12 +306,18 @@ class Increment(StepWork):
         else:
             state = Run.State.SUCCEEDED
         run.state, run.finished_at = state, timezone.now()
-        run.message = self.rb.summarize(run, list(run.steps.order_by("index")), state)
+        steps = list(run.steps.order_by("index"))
+        run.message = self.rb.summarize(run, steps, state)
         if eng.get("abort") and eng.get("aborted_by"):
             run.message = f"Aborted by {eng['aborted_by']}. {run.message}"
+        # a failure the operator chose to skip is not a success to keep quiet about
+        passed_over = [s for s in steps if s.state == Step.State.SKIPPED and s.result.get("errors")]
+        if passed_over:
+            names = ", ".join(f"{s.target} ({s.action})" for s in passed_over[:20])
+            run.message += f" Skipped by the operator after failing: {names}{' …' if len(passed_over) > 20 else ''}."
         if state == Run.State.SUCCEEDED:
             run.progress = 100
-        level = {"succeeded": "success", "cancelled": "warning"}.get(state, "error")
+        level = {"succeeded": "warning" if passed_over else "success", "cancelled": "warning"}.get(state, "error")
         self.commit(run_fields=["state", "finished_at", "message", "progress", "context", "phase"],
                     events=notes + [Event(run.message, level, data={"state": state, "final": True})],
                     release=True, progress=False)

@@ -72,6 +72,12 @@ class Run(models.Model):
         """The progress to show: a succeeded run reads 100 %, whatever was last written."""
         return 100 if self.state == self.State.SUCCEEDED else self.progress
 
+    @property
+    def phase_label(self) -> str:
+        from ..runbooks.registry import phase_label  # noqa: PLC0415 (runbooks import models)
+
+        return phase_label(self.kind, self.phase, self.state)
+
 
 class Step(models.Model):
     class State(models.TextChoices):

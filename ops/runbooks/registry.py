@@ -31,3 +31,15 @@ def all_runbooks() -> list[Runbook]:
 
 register(BatchCheckpoint())
 register(CheckpointCleanup())
+
+
+def phase_label(kind: str, phase: str, state: str = "") -> str:
+    """What the run page says of a run's phase: "3/6 Stop the running VMs"; "all 6 done" once it succeeded."""
+    rb = _REGISTRY.get(kind)
+    names = [p.name for p in rb.phases] if rb else []
+    if not phase or phase not in names:
+        return phase or "—"
+    if state == "succeeded":
+        return f"all {len(names)} done"
+    i = names.index(phase)
+    return f"{i + 1}/{len(names)} {rb.phases[i].title}"

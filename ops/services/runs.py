@@ -75,7 +75,14 @@ def start_run(user, kind, params, schedule=None) -> Run:
 
 def _active(run):
     if run.state not in Run.ACTIVE_STATES:
-        raise ValidationError(f"run {run.pk} has already {run.get_state_display().lower()}", code="final")
+        raise ValidationError(f"run {run.pk} has already ended ({run.get_state_display().lower()})", code="final")
+
+
+def _resume(run, fields: list[str]) -> None:
+    """A run that waited for the operator goes on: its 'waiting' message no longer holds."""
+    run.state = Run.State.RUNNING
+    run.message = ""
+    fields += ["state", "message"]
 
 
 def cancel_run(user, run) -> Run:
@@ -89,8 +96,7 @@ def cancel_run(user, run) -> Run:
         run.cancel_requested = True
         fields = ["cancel_requested"]
         if run.state == Run.State.WAITING:
-            run.state = Run.State.RUNNING
-            fields.append("state")
+            _resume(run, fields)
         run.save(update_fields=fields)
         emit(run, f"Cancel requested by {_who(user)}: the run stops after the current steps, then cleans up", "warning")
         audit.record(user, "run.cancel", run)
@@ -103,12 +109,14 @@ def abort_run(user, run) -> Run:
     _require_operator(user)
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
+        _active(run)
         if run.state != Run.State.WAITING:
             raise ValidationError(f"run {run.pk} is {run.get_state_display().lower()}, not waiting for the operator; "
-                                  "cancel it instead", code="state")
+                                  "to stop it, cancel it", code="state")
         run.context.setdefault("engine", {}).update(abort=True, aborted_by=_who(user))
-        run.state = Run.State.RUNNING
-        run.save(update_fields=["context", "state"])
+        fields = ["context"]
+        _resume(run, fields)
+        run.save(update_fields=fields)
         emit(run, f"Aborted by {_who(user)}: cleaning up, then the run fails", "warning")
         audit.record(user, "run.abort", run)
         executor.wake(run.pk)
@@ -138,8 +146,9 @@ def _steer_step(user, step, new_state, verb):
              step=step, data={"step": step.pk, "state": step.state})
         audit.record(user, f"step.{'retry' if new_state == Step.State.PENDING else 'skip'}", step, run=run.pk)
         if not left:
-            run.state = Run.State.RUNNING
-            run.save(update_fields=["state"])
+            fields = []
+            _resume(run, fields)
+            run.save(update_fields=fields)
             executor.wake(run.pk)
     return step
 

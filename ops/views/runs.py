@@ -43,25 +43,35 @@ def _error_text(exc: ValidationError) -> str:
 @operator_required
 def run_list(request):
     qs = Run.objects.visible_to(request.user).select_related("created_by", "schedule")
-    kind, state, who = (request.GET.get(k, "").strip() for k in ("kind", "state", "who"))
+    kind, state, who = (request.GET.get(k, "").strip()[:150] for k in ("kind", "state", "who"))
+    base = Run.objects.visible_to(request.user)
+    kinds = sorted(set(base.values_list("kind", flat=True).distinct()) | {k for k, _ in _kind_choices()})
+    people = sorted(u for u in base.exclude(created_by=None).values_list("created_by__username", flat=True).distinct())
+    filter_errors = []
     if kind:
+        kind = kind.lower()
+        if kind not in kinds:
+            filter_errors.append(f"No runbook is called {kind!r} (runbooks: {', '.join(kinds)}).")
         qs = qs.filter(kind=kind)
     if state:
+        state = state.lower()
+        if state not in Run.State.values:
+            filter_errors.append(f"No run state is called {state!r} (states: {', '.join(Run.State.values)}).")
         qs = qs.filter(state=state)
     if who == SCHEDULED:
         qs = qs.filter(schedule__isnull=False)
     elif who:
+        who = next((p for p in people if p.lower() == who.lower()), who)
+        if who not in people:
+            filter_errors.append(f"Nobody called {who!r} has started a run you can see.")
         qs = qs.filter(created_by__username=who)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    base = Run.objects.visible_to(request.user)
-    kinds = sorted(set(base.values_list("kind", flat=True).distinct()) | {k for k, _ in _kind_choices()})
-    people = sorted(u for u in base.exclude(created_by=None).values_list("created_by__username", flat=True).distinct())
     filters = request.GET.copy()
     filters.pop("page", None)
     context = {
         "nav": "runs", "page": page, "runs": page.object_list,
         "kind": kind, "state": state, "who": who, "kinds": kinds, "states": Run.State.choices,
-        "people": people, "scheduled": SCHEDULED, "filter_qs": filters.urlencode(),
+        "people": people, "scheduled": SCHEDULED, "filter_qs": filters.urlencode(), "filter_errors": filter_errors,
         "any_active": any(r.is_active for r in page.object_list),
     }
     template = "ops/runs/_table.html" if request.headers.get("HX-Request") else "ops/runs/list.html"

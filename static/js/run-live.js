@@ -75,7 +75,7 @@
     setBadge(root.querySelector("[data-run-state]"), run.state, run.state_label);
     setProgress(run.state === "succeeded" ? 100 : run.progress);
     var phase = root.querySelector("[data-run-phase]");
-    if (phase) phase.textContent = run.phase || "—";
+    if (phase) phase.textContent = run.phase_label || run.phase || "—";
     var msg = root.querySelector("[data-run-message]");
     if (msg) { msg.textContent = run.message || ""; msg.hidden = !run.message; msg.className = "run-message " + run.state; }
     var finished = root.querySelector("[data-run-finished]");

@@ -99,6 +99,27 @@ def test_runs_list_filters_and_pages(client_for, operator, tenant, run):
     assert "No runs match" in c.get(reverse("ops:runs"), {"who": "(schedule)"}).content.decode()
 
 
+@pytest.mark.parametrize("query,text", [
+    ({"state": "bogus"}, "No run state is called &#x27;bogus&#x27; (states: queued, running"),
+    ({"kind": "nosuch"}, "No runbook is called &#x27;nosuch&#x27;"),
+    ({"who": "nobody"}, "Nobody called &#x27;nobody&#x27; has started a run"),
+])
+def test_runs_list_says_which_filter_matches_nothing(client_for, operator, run, query, text):
+    page = client_for(operator).get(reverse("ops:runs"), query).content.decode()
+    assert text in page and "No runs match" in page
+
+
+def test_runs_list_filters_ignore_case(client_for, operator, run):
+    page = client_for(operator).get(reverse("ops:runs"), {"state": "WAITING", "who": "OLGA",
+                                                          "kind": "Batch-Checkpoint"}).content.decode()
+    assert "Batch checkpoint: batch 3" in page and "form-errors" not in page
+
+
+def test_audit_filter_that_matches_nothing_says_so(client_for, operator, run):
+    page = client_for(operator).get(reverse("ops:audit"), {"action": "<b>"}).content.decode()
+    assert "No action starts with “&lt;b&gt;”" in page and "<b>" not in page.split("Audit log", 1)[1]
+
+
 def test_runs_list_bars_carry_their_number(client_for, operator, run):
     Run.objects.filter(pk=run.pk).update(progress=37)
     Run.objects.create(kind="checkpoint-cleanup", state=Run.State.SUCCEEDED, progress=80, title="done one")

@@ -26,7 +26,7 @@ def test_start_follow_prints_events_progress_and_exits_zero(sim, operator, inlin
     assert run.state == Run.State.SUCCEEDED
     assert f"run {run.pk} queued" in out
     assert "SUCCESS test07 checkpointed" in out
-    assert "[##########] 100% phase:" in out
+    assert "[##########] 100% phase all 6 done" in out
     assert f"run {run.pk} succeeded: Batch 3: checkpointed 15 of 15 VMs" in out
 
 
@@ -95,5 +95,12 @@ def test_list_and_cancel(sim, operator, monkeypatch, capsys):
     assert run.state == Run.State.CANCELLED
     call_command("runbook", "list", "--kind", "batch-checkpoint")
     assert "cancelled" in capsys.readouterr().out
-    with pytest.raises(CommandError, match="already cancelled"):
+    with pytest.raises(CommandError, match=r"already ended \(cancelled\)"):
         call_command("runbook", "cancel", str(run.pk), "--user", "olga")
+
+
+def test_progress_line_names_the_phase_by_its_place_and_title(operator):
+    from ops.management.commands.runbook import progress_line
+
+    run = Run(kind="batch-checkpoint", phase="stop", state=Run.State.RUNNING, progress=34)
+    assert progress_line(run, 2, 9) == "[###.......]  34% phase 3/6 Stop the running VMs — 2/9 steps"

@@ -92,14 +92,33 @@ def test_on_error_wait_lets_the_operator_retry(sim, operator, driver):
     run.refresh_from_db()
     assert run.state == Run.State.WAITING
     assert "Waiting for the operator" in events(run)[-1]
+    assert run.message.startswith("Waiting for the operator: 1 step(s) of 'Checkpoint every VM' failed (sql02)")
     assert batch_vms(sim, 3)["sql01"]["status"] == "PowerOff"  # still in the window, VMs stay stopped
     failed = run.steps.get(state=Step.State.FAILED)
     assert failed.target == "sql02"
     retry_step(operator, failed)
+    run.refresh_from_db()
+    assert run.state == Run.State.RUNNING and run.message == ""   # the page no longer says it waits
     driver.drive()
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED, run.message
+    assert "Skipped by the operator" not in run.message
     assert all(len(vm["checkpoints"]) >= 1 for vm in batch_vms(sim, 3).values())
+
+
+def test_a_skipped_failure_is_named_in_the_outcome(sim, operator, driver):
+    from ops.services.runs import skip_step
+
+    sim.control({"op": "fault", "cmdlet": "New-SCVMCheckpoint", "target": "sql02"})
+    run = start_run(operator, "batch-checkpoint", {"batch": "3", "on_error": "wait"})
+    driver.drive()
+    skip_step(operator, run.steps.get(state=Step.State.FAILED))
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED
+    assert "checkpointed 14 of 15 VMs" in run.message
+    assert run.message.endswith("Skipped by the operator after failing: sql02 (new-checkpoint).")
+    assert run.events.order_by("-seq").first().level == "warning"
 
 
 def test_on_error_wait_then_abort_compensates_and_fails(sim, operator, driver):

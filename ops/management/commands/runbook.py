@@ -25,8 +25,7 @@ BAR = 10
 
 def progress_line(run, done, total):
     filled = int(round(run.progress / 100 * BAR))
-    phase = run.phase or "-"
-    return f"[{'#' * filled}{'.' * (BAR - filled)}] {run.progress:3d}% phase: {phase} — {done}/{total} steps"
+    return f"[{'#' * filled}{'.' * (BAR - filled)}] {run.progress:3d}% phase {run.phase_label} — {done}/{total} steps"
 
 
 class Command(BaseCommand):
