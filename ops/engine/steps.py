@@ -87,7 +87,7 @@ class StepWork:
             progressed = [s for s, _ in progressed]
             self.last_progress_event = time.monotonic()
             shown = ", ".join(f"{s.target} {s.progress}%" for s in progressed[:8])
-            events.append(Event(f"{len(progressed)} jobs progressing: {shown}{' …' if len(progressed) > 8 else ''}",
+            events.append(Event(f"{len(progressed)} job{'s' if len(progressed) != 1 else ''} progressing: {shown}{' …' if len(progressed) > 8 else ''}",
                                 "debug", data={"steps": {str(s.pk): s.progress for s in progressed}}))
         self.imminent = min(etas) if etas else None
         # poll again when the first job should end, and at least every MAX_POLL_DELAY

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 
 from ..fabric import bulk, errors, scom, vmm
 from ..fabric.session import session_for
+from ..textcheck import hidden_characters
 from .base import (CUSTOM_PROPERTY, Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
                    cloud_named, connection_named, fabric_check)
 
@@ -93,6 +94,8 @@ class BatchCheckpoint(Runbook):
         try:
             if len(template) > 200:
                 raise ValueError(f"it is {len(template)} characters long, at most 200")
+            if hidden_characters(template):
+                raise ValueError(f"it holds characters that hide or reorder text: {', '.join(hidden_characters(template)[:3])}")
             sample = render_name(template, batch=batch, vm="vm", date="2000-01-01", run=1)
             if not sample.strip() or len(sample) > 200:
                 bad.add("checkpoint_name must give a name of 1 to 200 characters")

@@ -14,6 +14,7 @@ from django.utils import timezone
 from portal import roles
 
 from ..models import Run, RunSchedule
+from ..textcheck import refuse_hidden
 from . import audit
 from .runs import prepare, start_run
 
@@ -47,6 +48,10 @@ def _clean(kind, params, cron, name=None, instance=None):
         name = str(name).strip()
         if not name:
             errors["name"] = "name is required"
+        elif len(name) > 100:
+            errors["name"] = f"name is {len(name)} characters long, at most 100"
+        elif refuse_hidden(name, "name"):
+            errors["name"] = refuse_hidden(name, "name")
         elif RunSchedule.objects.filter(name=name).exclude(pk=getattr(instance, "pk", None)).exists():
             errors["name"] = f"a schedule named {name!r} exists already"
     try:

@@ -15,7 +15,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from portal import roles
-from portal.permissions import operator_required
+from portal.permissions import operator_required, staff_required
 
 from .. import livetail
 from ..models import Run, Step
@@ -40,7 +40,7 @@ def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
-@operator_required
+@staff_required   # admins watch runs too (read-only: every control is operator_required)
 def run_list(request):
     qs = Run.objects.visible_to(request.user).select_related("created_by", "schedule")
     kind, state, who = (request.GET.get(k, "").strip()[:150] for k in ("kind", "state", "who"))
@@ -72,7 +72,7 @@ def run_list(request):
         "nav": "runs", "page": page, "runs": page.object_list,
         "kind": kind, "state": state, "who": who, "kinds": kinds, "states": Run.State.choices,
         "people": people, "scheduled": SCHEDULED, "filter_qs": filters.urlencode(), "filter_errors": filter_errors,
-        "any_active": any(r.is_active for r in page.object_list),
+        "any_active": any(r.is_active for r in page.object_list), "can_operate": roles.is_operator(request.user),
     }
     template = "ops/runs/_table.html" if request.headers.get("HX-Request") else "ops/runs/list.html"
     return render(request, template, context)
@@ -96,6 +96,8 @@ def run_detail(request, pk):
         "events_cut": total > len(events), "last_seq": events[-1].seq if events else 0,
         "can_operate": roles.is_operator(request.user),
         "progress": 100 if run.state == Run.State.SUCCEEDED else run.progress,
+        "first_failed": next((s for s in steps if s.state in (Step.State.FAILED, Step.State.WAITING)), None)
+        if run.state == Run.State.WAITING else None,
     })
 
 

@@ -74,6 +74,8 @@
   function updateRun(run) {
     setBadge(root.querySelector("[data-run-state]"), run.state, run.state_label);
     setProgress(run.state === "succeeded" ? 100 : run.progress);
+    var bigBar = root.querySelector("[data-run-progressbar]");
+    if (bigBar) bigBar.className = "progress big " + run.state;   // red when failed, grey when cancelled
     var phase = root.querySelector("[data-run-phase]");
     if (phase) phase.textContent = run.phase_label || run.phase || "—";
     var msg = root.querySelector("[data-run-message]");
@@ -85,6 +87,7 @@
     if (!runActive && statusEl && statusEl.classList.contains("ok")) setStatus("ended: nothing more to come", "done");
     root.dataset.currentState = run.state;
     root.querySelectorAll("tr[data-step-id]").forEach(syncActions);
+    syncJump();
     root.querySelectorAll("[data-when-active]").forEach(function (el) { el.hidden = !runActive; });
     root.querySelectorAll("[data-when-ended]").forEach(function (el) { el.hidden = runActive; });
     if (!runActive && ws === null) stopPolling();
@@ -130,6 +133,16 @@
     if (el) el.textContent = value === null || value === undefined ? "" : String(value);
   }
 
+  // "Go to the failed step": while the run waits for the operator, point at the first step that waits
+  function syncJump() {
+    var jump = root.querySelector("[data-jump-failed]");
+    if (!jump) return;
+    var stuck = root.dataset.currentState === "waiting" ?
+      root.querySelector('tr[data-state="failed"], tr[data-state="waiting"]') : null;
+    jump.hidden = !stuck;
+    if (stuck) jump.querySelector("a").setAttribute("href", "#" + stuck.id);
+  }
+
   function updateSteps(steps) {
     steps.forEach(function (s) {
       var row = stepRow(s);
@@ -148,6 +161,7 @@
       setField(row, "progress", pct + "%");
       syncActions(row);
     });
+    syncJump();
   }
 
   function handle(msg) {

@@ -56,10 +56,32 @@ def test_anonymous_is_sent_to_login_everywhere(client, run, sched):
 def test_non_operators_get_403_on_operator_pages(request, client_for, run, sched, who):
     c = client_for(request.getfixturevalue(who))
     for name, args, method in pages(run, sched):
+        if who == "admin_user" and name == "ops:runs":
+            continue   # admins watch runs read-only: below
         resp = getattr(c, method)(reverse(name, args=args), {"action": "retry"})
         assert resp.status_code == 403, (who, name)
     run.refresh_from_db()
     assert not run.cancel_requested and RunSchedule.objects.filter(pk=sched.pk, enabled=True).exists()
+
+
+def test_a_waiting_run_points_at_its_failed_step(client_for, operator, run):
+    page = client_for(operator).get(reverse("ops:run", args=[run.pk])).content.decode()
+    failed = run.steps.get(state=Step.State.FAILED)
+    assert f'href="#step-{failed.pk}">Go to the failed step and its Retry / Skip / Abort buttons' in page
+    run.state = Run.State.FAILED
+    run.save()
+    page = client_for(operator).get(reverse("ops:run", args=[run.pk])).content.decode()
+    assert "data-jump-failed hidden" in page
+
+
+def test_admin_watches_runs_read_only(client_for, admin_user, tenant, run):
+    c = client_for(admin_user)
+    listing = c.get(reverse("ops:runs"))
+    assert listing.status_code == 200 and "Batch checkpoint: batch 3" in listing.content.decode()
+    assert reverse("ops:run_start") not in listing.content.decode()
+    detail = c.get(reverse("ops:run", args=[run.pk])).content.decode()
+    assert "Waiting for the operator" in detail and "Cancel run" not in detail and 'value="retry"' not in detail
+    assert client_for(tenant).get(reverse("ops:runs")).status_code == 403
 
 
 def test_operator_sees_every_page(client_for, operator, run, sched):
@@ -175,7 +197,17 @@ def test_step_actions_and_cancel_call_the_services(client_for, operator, run):
 def test_posts_need_the_csrf_token(operator, run):
     c = Client(enforce_csrf_checks=True)
     c.force_login(operator)
-    assert c.post(reverse("ops:run_cancel", args=[run.pk])).status_code == 403
+    resp = c.post(reverse("ops:run_cancel", args=[run.pk]))
+    assert resp.status_code == 403
+    assert "This form has expired" in resp.content.decode() and "Nothing was changed" in resp.content.decode()
+    run.refresh_from_db()
+    assert not run.cancel_requested
+
+
+def test_a_button_url_opened_with_get_says_how_to_use_it(client_for, operator, run):
+    resp = client_for(operator).get(reverse("ops:run_cancel", args=[run.pk]))
+    assert resp.status_code == 405 and resp["Allow"] == "POST"
+    assert "does not take a GET request" in resp.content.decode() and "use the button" in resp.content.decode()
     run.refresh_from_db()
     assert not run.cancel_requested
 

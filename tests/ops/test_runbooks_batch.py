@@ -150,6 +150,7 @@ def test_on_error_wait_then_abort_compensates_and_fails(sim, operator, driver):
     ({"batch": "3", "checkpoint_name": "{vm!r}"}, "{vm!r} is not a field"),
     ({"batch": "3", "checkpoint_name": "{batch"}, "is not a valid template"),
     ({"batch": "3", "checkpoint_name": "x" * 201}, "at most 200"),
+    ({"batch": "3", "checkpoint_name": "Batch {batch}\u202e"}, "U+202E RIGHT-TO-LEFT OVERRIDE"),
     ({"bacth": "3"}, "unknown parameter 'bacth'"),
     ({}, "batch is required"),
 ])

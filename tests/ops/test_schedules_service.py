@@ -103,3 +103,15 @@ def test_cron_that_never_fires_is_refused_on_create_and_edit(sim, operator, cron
     assert sched.cron == "0 2 * * *"
     schedules.resume_schedule(operator, sched)   # still resumable
     assert Schedule.objects.get(pk=sched.q_schedule_id).next_run.hour == 2
+
+
+@pytest.mark.parametrize("name,message", [
+    ("nightly \u202egpj.exe", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ("night\x00ly", "U+0000"),
+    ("n" * 101, "at most 100"),
+])
+def test_schedule_names_that_would_mislead_or_overflow_are_refused(sim, operator, name, message):
+    with pytest.raises(ValidationError) as exc:
+        schedules.create_schedule(operator, name, "batch-checkpoint", {"batch": "3"}, "0 2 * * *")
+    assert message in " ".join(exc.value.message_dict["name"])
+    assert not RunSchedule.objects.exists()
