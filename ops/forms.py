@@ -28,7 +28,7 @@ class ConnectionForm(forms.ModelForm):
     class Meta:
         model = ServerConnection
         fields = ["name", "kind", "host", "port", "use_https", "auth", "cert_validation", "username", "password",
-                  "max_concurrent_jobs", "operation_timeout", "enabled"]
+                  "max_concurrent_jobs", "operation_timeout", "job_timeout", "enabled"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -217,7 +217,7 @@ LOGGING = {
                              "filters": ["refusals_in_one_line"]}},
     "loggers": {
         "slipway": {"handlers": ["console"], "level": os.environ.get("SLIPWAY_LOG_LEVEL", "INFO")},
-        "django_q": {"handlers": ["console"], "level": "WARNING"},
+        "django-q": {"handlers": ["console"], "level": "WARNING", "propagate": False},  # django-q2 logs as "django-q"
         "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

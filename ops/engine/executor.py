@@ -245,7 +245,8 @@ class Increment(StepWork):
         running = sum(1 for s in steps if s.state == Step.State.RUNNING)
         msg = f"Cancelling: {len(changed)} steps of phase '{phase.title}' will not run"
         if running:
-            msg += f"; waiting for {running} running steps to finish"
+            msg += (f"; waiting for {running} running step{'s' if running != 1 else ''} to finish (a VMM job "
+                    f"that does not end fails after the job timeout, {getattr(self.run.connection, 'job_timeout', 3600)} s)")
         self.commit(run_fields=["context"], steps=changed, events=[Event(msg, "warning")])
 
     # -- junctions and the end -----------------------------------------------------------

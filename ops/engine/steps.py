@@ -75,6 +75,9 @@ class StepWork:
             else:
                 # when will the first job end? progress is linear in time on VMM and the simulator
                 elapsed = (now - s.started_at).total_seconds() if s.started_at else 0.0
+                if elapsed > self.run.connection.job_timeout:
+                    self.apply(s, Outcome.failed(self.overdue(s, job, elapsed)), updates, events)
+                    continue
                 if job.progress > 0:
                     etas.append(elapsed * (100 - job.progress) / job.progress)
             if job is not None and not job.finished and job.progress != s.progress:
@@ -98,6 +101,14 @@ class StepWork:
         if updates or events:
             self.commit(run_fields=self.context_field(), steps=updates, events=events)
         return any(f != ("progress",) for _, f in updates)
+
+    def overdue(self, s, job, elapsed: float) -> str:
+        """Why a step whose VMM job outlived the connection's job timeout failed."""
+        conn = self.run.connection
+        cmdlet = s.data.get("cmdlet") or s.action
+        return (f"VMM server {conn.name}: {cmdlet} on {s.target} did not finish within the job timeout of "
+                f"{conn.job_timeout} s: job {job.id} is still {job.status} at {job.progress}% after {elapsed:.0f} s "
+                "(it may still finish in VMM; look at the job there before retrying)")
 
     def settle_ended(self):
         """Judge the jobs ``poll`` saw end (their steps succeed or fail)."""

@@ -36,6 +36,10 @@ class ServerConnection(models.Model):
         default=30, validators=[MinValueValidator(5), MaxValueValidator(600)],
         help_text="Seconds before a call to this server is given up.",
     )
+    job_timeout = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(1), MaxValueValidator(86400)],
+        help_text="Seconds a VMM job may run before its step fails (the job may still finish in VMM).",
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

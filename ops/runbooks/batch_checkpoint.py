@@ -121,7 +121,8 @@ class BatchCheckpoint(Runbook):
                   "maintenance_minutes": minutes, "checkpoint_name": template, "connection": conn.name,
                   "scom": scom_conn.name if scom_conn else "", "on_error": on_error}
         title = f"Batch checkpoint: batch {batch} ({prop}{', cloud ' + cloud if cloud else ''})"
-        return Prepared(params, conn, title, f"{conn.name}:{prop}={batch}", claims)
+        key = f"{conn.name}:{prop}={batch}" + (f":cloud={cloud.lower()}" if cloud else "")
+        return Prepared(params, conn, title, key, claims)
 
     # -- planning ------------------------------------------------------------------
     def plan(self, phase, run):

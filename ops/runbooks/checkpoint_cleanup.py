@@ -9,8 +9,6 @@ server's bound, one at a time per VM (a VM has one disk chain to merge).
 """
 import datetime as dt
 
-from django.core.exceptions import ValidationError
-
 from ..fabric import bulk, vmm
 from ..fabric.session import session_for
 from .base import (Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,

@@ -51,13 +51,8 @@ def start_run(user, kind, params, schedule=None) -> Run:
         # serialise starts per VMM server (PostgreSQL; SQLite's BEGIN IMMEDIATE already does)
         ServerConnection.objects.select_for_update().filter(pk=prep.connection.pk).first()
         claims = set(prep.claims)
-        for other in Run.objects.filter(kind=kind, state__in=Run.ACTIVE_STATES, connection=prep.connection):
-            shared = claims & set(other.context.get("claims") or [])
-            if other.target_key == prep.target_key or shared:
-                raise RunConflict(
-                    f"run {other.pk} ({other.title}) is still {other.get_state_display().lower()} over "
-                    f"{'the same VMs' if other.target_key == prep.target_key else f'{len(shared)} of the same VMs'}; "
-                    "two runs of one runbook never overlap: wait for it or cancel it", code="conflict")
+        for other in Run.objects.filter(state__in=Run.ACTIVE_STATES, connection=prep.connection):
+            _refuse_overlap(kind, prep, claims, other)
         token = lease.new_token()
         run = Run.objects.create(
             kind=kind, title=prep.title[:255], params=prep.params, context={"claims": sorted(claims), "engine": {}},
@@ -71,6 +66,24 @@ def start_run(user, kind, params, schedule=None) -> Run:
                      params=prep.params, schedule=schedule.name if schedule is not None else None)
         transaction.on_commit(lambda: executor.enqueue(run.pk, token))
     return run
+
+
+def _refuse_overlap(kind, prep, claims: set, other: Run) -> None:
+    """Two runs that change the same VMs never run at once, whatever their runbooks (a clean-up
+    would merge away the checkpoints a batch run is making). Runs that claim VMs are compared by
+    VM; a run that claims none (a dry run changes nothing) conflicts only with its own double."""
+    theirs = set(other.context.get("claims") or [])
+    if claims and theirs:
+        shared = claims & theirs
+        if not shared:
+            return
+        how = "the same VMs" if shared == claims else f"{len(shared)} of the same VMs"
+    elif other.kind == kind and other.target_key == prep.target_key:
+        how = "the same targets"
+    else:
+        return
+    raise RunConflict(f"run {other.pk} ({other.title}) is still {other.get_state_display().lower()} over {how}; "
+                      "two runs never change the same VMs at once: wait for it or cancel it", code="conflict")
 
 
 def _active(run):

@@ -18,7 +18,6 @@ script runs. Values are data: once tokenized, a string is never parsed again.
 """
 from __future__ import annotations
 
-import dataclasses
 import typing
 
 from . import errors
@@ -26,7 +25,7 @@ from .contract import PSError, SimObject
 
 from .ast_nodes import (Arg, ArrayExpr, Assign, CommandAst, Const, DQString, ExprStmt, ParamDecl,  # noqa: F401
                         ParamEl, PipelineAst, Script, Var)
-from .lexer import KEYWORDS, _CONSTS, parse_number, tokenize  # noqa: F401
+from .lexer import KEYWORDS, _CONSTS, Tok, parse_number, tokenize  # noqa: F401
 
 
 # ---- parser ------------------------------------------------------------------------------

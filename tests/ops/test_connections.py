@@ -8,7 +8,7 @@ pytestmark = pytest.mark.django_db
 
 GOOD = {"name": "vmm02", "kind": "vmm", "host": "vmm02.contoso.com", "port": "5986", "use_https": "on", "auth": "kerberos",
         "cert_validation": "on", "username": "CONTOSO\\svc-slipway", "password": "S3cret!pass", "max_concurrent_jobs": "8",
-        "operation_timeout": "30", "enabled": "on"}
+        "operation_timeout": "30", "job_timeout": "3600", "enabled": "on"}
 
 
 def test_only_admins_reach_connection_pages(client, client_for, operator, tenant, admin_user):

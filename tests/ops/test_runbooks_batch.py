@@ -83,6 +83,25 @@ def test_cancel_mid_run_runs_the_compensation(sim, operator, driver, settings):
     assert run.message.startswith("Batch 3 cancelled")
 
 
+def test_a_hung_job_fails_its_step_at_the_job_timeout_and_the_run_cleans_up(sim, operator, driver):
+    from ops.models import ServerConnection
+
+    before = batch_vms(sim, 3)
+    off = sorted(n for n, v in before.items() if v["status"] != "Running")[0]
+    ServerConnection.objects.filter(kind="vmm").update(job_timeout=1)
+    sim.control({"op": "fault", "cmdlet": "New-SCVMCheckpoint", "target": off, "mode": "hang"})
+    run = start_run(operator, "batch-checkpoint", {"batch": "3"})
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.FAILED
+    assert (f"VMM server vmm01: New-SCVMCheckpoint on {off} did not finish within the job timeout of 1 s"
+            in run.message), run.message
+    assert f"no new checkpoint: {off}" in run.message
+    after = batch_vms(sim, 3)
+    assert {n: v["status"] for n, v in after.items()} == {n: v["status"] for n, v in before.items()}
+    assert sim.state()["scom_maintenance"] == []
+
+
 def test_on_error_wait_lets_the_operator_retry(sim, operator, driver):
     from ops.services.runs import retry_step
 
@@ -194,6 +213,29 @@ def test_two_runs_over_the_same_vms_never_overlap(sim, operator, driver):
         start_run(operator, "batch-checkpoint", {"batch": "3", "cloud": "Dev"})
     assert Run.objects.count() == 1
     start_run(operator, "batch-checkpoint", {"batch": "2"})  # other VMs: fine
+
+
+def test_runs_of_different_runbooks_never_change_the_same_vms_at_once(sim, operator, driver):
+    from ops.services.runs import RunConflict
+
+    batch = start_run(operator, "batch-checkpoint", {"batch": "3"})
+    with pytest.raises(RunConflict, match=rf"run {batch.pk} \(Batch checkpoint: batch 3.*\) is still queued over \d+ of the same VMs"):
+        start_run(operator, "checkpoint-cleanup", {"older_than_days": "0"})   # every VM: it would merge batch 3's
+    start_run(operator, "checkpoint-cleanup", {"older_than_days": "0", "dry_run": "true"})  # changes nothing
+    assert Run.objects.count() == 2
+
+
+def test_batches_in_different_clouds_do_not_conflict(sim, operator, driver):
+    from ops.services.runs import RunConflict
+
+    clouds = {v["cloud"] for v in batch_vms(sim, 3).values()}
+    assert len(clouds) >= 2
+    first, second = sorted(clouds)[:2]
+    start_run(operator, "batch-checkpoint", {"batch": "3", "cloud": first})
+    start_run(operator, "batch-checkpoint", {"batch": "3", "cloud": second})   # disjoint VMs
+    with pytest.raises(RunConflict, match="over the same VMs"):
+        start_run(operator, "batch-checkpoint", {"batch": "3", "cloud": first})
+    assert Run.objects.count() == 2
 
 
 def test_only_operators_start_runbooks(sim, tenant, admin_user, driver):

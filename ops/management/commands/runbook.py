@@ -2,19 +2,26 @@
 
   manage.py runbook start KIND key=value ... [--follow] [--user NAME]
   manage.py runbook follow RUN_ID
-  manage.py runbook list [--state S] [--kind K]
+  manage.py runbook list [--state S] [--kind K] [--limit N]
   manage.py runbook cancel RUN_ID [--user NAME]
+  manage.py runbook retry|skip RUN_ID STEP [--user NAME]    (a failed step, by its # on the run page)
+  manage.py runbook abort RUN_ID [--user NAME]
 
-Exit codes: 0 done (or, with --follow, the run succeeded); 1 the run failed or
-was cancelled; 2 bad parameters (nothing was created).
+--user defaults to the only operator. Exit codes: 0 done (or, with --follow, the
+run succeeded); 1 the run failed or was cancelled; 2 bad input (nothing was
+created or changed); 3 (--follow) the run waits for the operator; 130 Ctrl-C
+while following (the run goes on).
 """
 import argparse
+import os
 import sys
 import time
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
+
+from portal import roles
 
 from ...models import Run, RunEvent, Step
 from ...runbooks import registry
@@ -25,7 +32,20 @@ BAR = 10
 
 def progress_line(run, done, total):
     filled = int(round(run.progress / 100 * BAR))
-    return f"[{'#' * filled}{'.' * (BAR - filled)}] {run.progress:3d}% phase {run.phase_label} — {done}/{total} steps"
+    line = f"[{'#' * filled}{'.' * (BAR - filled)}] {run.progress:3d}% "
+    if not run.phase:
+        return line + run.get_state_display().lower()
+    line += f"phase {run.phase_label} — {done}/{total} steps"
+    if run.state not in (Run.State.RUNNING, Run.State.SUCCEEDED):
+        line += f" — {run.get_state_display().lower()}"
+    return line
+
+
+def positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 class Command(BaseCommand):
@@ -37,21 +57,35 @@ class Command(BaseCommand):
         start.add_argument("kind", help="runbook: " + ", ".join(rb.kind for rb in registry.all_runbooks()))
         start.add_argument("params", nargs="*", metavar="key=value")
         start.add_argument("--follow", action="store_true", help="print the events until the run ends")
-        start.add_argument("--user", help="operator to act as (default: the only superuser)")
+        start.add_argument("--user", help="operator to act as (default: the only operator)")
         follow = sub.add_parser("follow", help="print a run's events until it ends")
         follow.add_argument("run_id", type=int)
         lst = sub.add_parser("list", help="list runs")
         lst.add_argument("--state", choices=[s for s, _ in Run.State.choices])
         lst.add_argument("--kind")
-        lst.add_argument("--limit", type=int, default=50)
+        lst.add_argument("--limit", type=positive, default=50)
         cancel = sub.add_parser("cancel", help="cancel a run (it cleans up, then ends)")
         cancel.add_argument("run_id", type=int)
         cancel.add_argument("--user")
-        for p in (start, follow, lst, cancel):
+        steer = []
+        for verb, text in (("retry", "run a failed step again"), ("skip", "skip a failed step and go on")):
+            p = sub.add_parser(verb, help=f"{text} (a run waiting for the operator)")
+            p.add_argument("run_id", type=int)
+            p.add_argument("step", type=int, help="the step's # on the run page")
+            p.add_argument("--user")
+            steer.append(p)
+        abort = sub.add_parser("abort", help="give up a run waiting for the operator: it cleans up, then fails")
+        abort.add_argument("run_id", type=int)
+        abort.add_argument("--user")
+        for p in (start, follow, lst, cancel, abort, *steer):
             p.add_argument("--poll", type=float, default=0.2, help=argparse.SUPPRESS)
 
     def handle(self, *args, **o):
-        return getattr(self, "do_" + o["action"])(o)
+        try:
+            return getattr(self, "do_" + o["action"])(o)
+        except BrokenPipeError:   # `runbook list | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
 
     # -- helpers -------------------------------------------------------------------
     def user(self, name):
@@ -61,10 +95,20 @@ class Command(BaseCommand):
             if user is None:
                 raise CommandError(f"no active user is named {name!r}", returncode=2)
             return user
-        supers = list(User.objects.filter(is_superuser=True, is_active=True)[:2])
-        if len(supers) != 1:
-            raise CommandError("name the operator to act as with --user NAME", returncode=2)
-        return supers[0]
+        operators = [u for u in User.objects.filter(is_active=True).order_by("username")[:1000] if roles.is_operator(u)]
+        if len(operators) != 1:
+            names = ", ".join(u.get_username() for u in operators[:10]) or "none"
+            raise CommandError(f"name the operator to act as with --user NAME (operators: {names})", returncode=2)
+        return operators[0]
+
+    def act(self, fn, user, *args):
+        """Call a run service as ``user``; a refusal is a one-line error and exit code 2."""
+        try:
+            return fn(user, *args)
+        except PermissionDenied as exc:
+            raise CommandError(f"{user.get_username()}: {exc}", returncode=2) from None
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages), returncode=2) from None
 
     def run_by_id(self, run_id):
         run = Run.objects.filter(pk=run_id).first()
@@ -79,14 +123,12 @@ class Command(BaseCommand):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
                 raise CommandError(f"parameter {item!r} is not key=value", returncode=2)
+            if key.strip() in params:
+                raise CommandError(f"parameter {key.strip()!r} is given twice ({params[key.strip()]!r} and {value!r})",
+                                   returncode=2)
             params[key.strip()] = value
         user = self.user(o.get("user"))
-        try:
-            run = run_service.start_run(user, o["kind"], params)
-        except PermissionDenied as exc:
-            raise CommandError(f"{user.get_username()}: {exc}", returncode=2) from None
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages), returncode=2) from None
+        run = self.act(run_service.start_run, user, o["kind"], params)
         self.stdout.write(f"run {run.pk} queued: {run.title}")
         if o["follow"]:
             return self.follow(run.pk, o["poll"])
@@ -97,6 +139,14 @@ class Command(BaseCommand):
         return self.follow(o["run_id"], o["poll"])
 
     def follow(self, run_id, poll):
+        try:
+            return self._follow(run_id, poll)
+        except KeyboardInterrupt:
+            self.stdout.write(f"\nstopped following; run {run_id} goes on "
+                              f"(runbook follow {run_id} to watch it again, runbook cancel {run_id} to stop it)")
+            sys.exit(130)
+
+    def _follow(self, run_id, poll):
         seq, last_line = 0, None
         while True:
             run = Run.objects.get(pk=run_id)
@@ -116,6 +166,13 @@ class Command(BaseCommand):
                 if run.state != Run.State.SUCCEEDED:
                     sys.exit(1)
                 return None
+            if run.state == Run.State.WAITING and seq >= run.last_seq:
+                self.stdout.write(f"run {run.pk} waits for the operator: {run.message}")
+                for step in Step.objects.filter(run_id=run_id, state__in=[Step.State.FAILED, Step.State.WAITING]):
+                    self.stdout.write(f"  step {step.index} ({step}): {step.error or 'waiting'}")
+                self.stdout.write(f"  runbook retry {run.pk} STEP | runbook skip {run.pk} STEP | runbook abort {run.pk}")
+                self.stdout.flush()
+                sys.exit(3)
             self.stdout.flush()
             time.sleep(poll)
 
@@ -133,10 +190,32 @@ class Command(BaseCommand):
     def do_cancel(self, o):
         run = self.run_by_id(o["run_id"])
         user = self.user(o.get("user"))
-        try:
-            run_service.cancel_run(user, run)
-        except PermissionDenied as exc:
-            raise CommandError(f"{user.get_username()}: {exc}", returncode=2) from None
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages), returncode=2) from None
-        self.stdout.write(f"run {run.pk}: cancel requested; it stops after the current steps, then cleans up")
+        already = run.cancel_requested and run.state in Run.ACTIVE_STATES
+        self.act(run_service.cancel_run, user, run)
+        if already:
+            self.stdout.write(f"run {run.pk}: cancel was already requested; it is cleaning up")
+        else:
+            self.stdout.write(f"run {run.pk}: cancel requested; it stops after the current steps, then cleans up")
+
+    def do_abort(self, o):
+        run = self.run_by_id(o["run_id"])
+        self.act(run_service.abort_run, self.user(o.get("user")), run)
+        self.stdout.write(f"run {run.pk}: aborted; it cleans up, then fails")
+
+    def do_retry(self, o):
+        step = self.step(o)
+        self.act(run_service.retry_step, self.user(o.get("user")), step)
+        self.stdout.write(f"run {step.run_id}: step {step.index} ({step}) runs again")
+
+    def do_skip(self, o):
+        step = self.step(o)
+        self.act(run_service.skip_step, self.user(o.get("user")), step)
+        self.stdout.write(f"run {step.run_id}: step {step.index} ({step}) skipped; the run goes on")
+
+    def step(self, o):
+        run = self.run_by_id(o["run_id"])
+        step = Step.objects.filter(run=run, index=o["step"]).first()
+        if step is None:
+            raise CommandError(f"run {run.pk} has no step {o['step']} (its steps are numbered as on the run page)",
+                               returncode=2)
+        return step

@@ -14,7 +14,6 @@ compare enum *names* (``str(value)``) or use ``StatusString``.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import uuid
 
 from ..contract import SimEnum, SimObject
