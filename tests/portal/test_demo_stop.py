@@ -24,8 +24,23 @@ def _listening(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
+def _children(pid):
+    """(pid, command line) of the processes whose parent is ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append((int(entry.name), cmd))
+    return out
+
+
+def _start_demo(tmp_path):
     port, sim_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(SLIPWAY_DATA_DIR=str(tmp_path), SLIPWAY_WORKERS="1")
@@ -35,12 +50,19 @@ def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
         cwd=BASE, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what `demo &` gets from the shell
         start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "Slipway is running" not in (tmp_path / "demo.log").read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError("the demo did not start: " + (tmp_path / "demo.log").read_text())
+        time.sleep(0.5)
+    return proc, log, port, sim_port
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
+    proc, log, port, sim_port = _start_demo(tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while "Slipway is running" not in (tmp_path / "demo.log").read_text():
-            assert proc.poll() is None, (tmp_path / "demo.log").read_text()
-            assert time.monotonic() < deadline, "the demo did not start"
-            time.sleep(0.5)
         proc.send_signal(sig)
         started = time.monotonic()
         proc.wait(timeout=30)
@@ -48,6 +70,29 @@ def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
         text = (tmp_path / "demo.log").read_text()
         assert "Stopped." in text
         assert took < 12, f"stopping took {took:.1f} s: a child ignored its signal and was killed at the deadline"
+        assert not _listening(port) and not _listening(sim_port)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_a_killed_worker_is_replaced_and_a_second_signal_does_not_abandon_the_children(tmp_path):
+    proc, log, port, sim_port = _start_demo(tmp_path)
+    try:
+        worker = next(pid for pid, cmd in _children(proc.pid) if "qcluster" in cmd)
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while "starting a new one" not in (tmp_path / "demo.log").read_text():
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.2)
+        assert any("qcluster" in cmd for _, cmd in _children(proc.pid))
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)   # an impatient second stop
+        proc.wait(timeout=30)
+        text = (tmp_path / "demo.log").read_text()
+        assert "Stopped." in text
         assert not _listening(port) and not _listening(sim_port)
     finally:
         if proc.poll() is None:

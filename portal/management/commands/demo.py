@@ -64,7 +64,8 @@ class Command(BaseCommand):
             ensure_system_schedules()
             self._sync()
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-            procs.append(subprocess.Popen(manage + ["qcluster"], cwd=settings.BASE_DIR))
+            self.worker_cmd = manage + ["qcluster"]
+            procs.append(subprocess.Popen(self.worker_cmd, cwd=settings.BASE_DIR))
             procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", opts["host"], "-p", str(opts["port"]),
                                            "portal.asgi:application"], cwd=settings.BASE_DIR))
             wait_for_port(opts["host"], opts["port"], 60, procs[-1])
@@ -78,6 +79,12 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            # a second Ctrl-C or SIGTERM while stopping must not abandon the children half-stopped
+            def still_stopping(*_):
+                self.stdout.write("Still stopping: waiting for the web server, the worker and the simulator ...")
+
+            signal.signal(signal.SIGTERM, still_stopping)
+            signal.signal(signal.SIGINT, still_stopping)
             self.stdout.write("\nStopping ...")
             for p in reversed(procs):
                 if p.poll() is None:
@@ -94,10 +101,21 @@ class Command(BaseCommand):
             self.stdout.write("Stopped.")
 
     def _wait(self, procs):
+        """Until Ctrl-C. A worker that dies is replaced (its runs resume once their lease expires:
+        try `kill -9` on it); the simulator or the web server dying ends the demo."""
+        restarts = 0
         while True:
-            for p in procs:
-                if p.poll() is not None:
-                    raise SystemExit(f"a demo process exited with code {p.returncode}: {p.args}")
+            for i, p in enumerate(procs):
+                if p.poll() is None:
+                    continue
+                if p.args == self.worker_cmd and restarts < 20:
+                    restarts += 1
+                    self.stdout.write(self.style.WARNING(
+                        f"The worker (qcluster) exited with code {p.returncode}; starting a new one. Runs it was "
+                        "advancing go on once their lease expires."))
+                    procs[i] = subprocess.Popen(self.worker_cmd, cwd=settings.BASE_DIR)
+                    continue
+                raise SystemExit(f"a demo process exited with code {p.returncode}: {p.args}")
             time.sleep(0.5)
 
     def _users(self):
