@@ -140,7 +140,7 @@ SLIPWAY_EVENT_POLL_SECONDS = float(os.environ.get("SLIPWAY_EVENT_POLL_SECONDS", 
 #   retry    - a task not acknowledged after this many seconds is handed out
 #              again. retry > timeout, so a live task is never duplicated;
 #   max_attempts - bounded redelivery of a task whose worker died.
-# A run whose worker died is resumed by the reaper (a Schedule every 15 s)
+# A run whose worker died is resumed by the reaper (a Schedule run on each pass of django-q2's scheduler, every 30 s)
 # once its lease expires (SLIPWAY_LEASE_SECONDS).
 Q_CLUSTER = {
     "name": "slipway",

@@ -86,7 +86,7 @@ def advance(run_id: int, token: str) -> str:
         log.warning("run %s: lease lost, stopping this task", run_id)
         return "lease-lost"
     except TRANSIENT as exc:
-        engine.pause(str(exc))
+        engine.pause(str(exc), wait_here=True)
         return "paused"
     except Exception as exc:  # a bug must not hot-loop: pause, the reaper retries later
         log.exception("run %s: engine error", run_id)
@@ -173,12 +173,18 @@ class Increment(StepWork):
             lease.hand_over(self.run_id, self.token, new)
             transaction.on_commit(lambda: enqueue(self.run_id, new))
 
-    def pause(self, why):
+    def pause(self, why, wait_here=False):
+        """Mark the run paused and say why. A server that does not answer (``wait_here``): this task
+        keeps the lease, waits the pause out and hands the run to the next task, so it resumes on
+        time. An engine error: the lease is released until then and the reaper, on its next pass
+        (django-q2's scheduler looks every 30 s), resumes the run: a bug must not hot-loop."""
         try:
             run = self.load()
         except Run.DoesNotExist:
             return
-        until = timezone.now() + timezone.timedelta(seconds=pause_seconds())
+        wait = min(pause_seconds(), lease.lease_seconds() * 0.8) if wait_here else pause_seconds()
+        until = timezone.now() + timezone.timedelta(seconds=wait)
+        when = f"tries again in {wait:g} s" if wait_here else f"resumes in {wait:g}-{wait + 30:g} s"
         try:
             with transaction.atomic():
                 lease.renew(run.pk, self.token)
@@ -186,8 +192,12 @@ class Increment(StepWork):
                     state=Step.State.PENDING, job_id="")
                 run.state = Run.State.PAUSED
                 run.save(update_fields=["state"])
-                emit_many(run, [Event(f"{why} — the run is paused and resumes in {pause_seconds():.0f} s", "warning")])
-                lease.release(run.pk, self.token, until=until)
+                emit_many(run, [Event(f"{why} — the run is paused and {when}", "warning")])
+                if not wait_here:
+                    lease.release(run.pk, self.token, until=until)
+            if wait_here:
+                time.sleep(wait)   # well inside the lease (renewed above) and django-q2's task timeout
+                self.hand_over()
         except lease.LeaseLost:
             pass
 

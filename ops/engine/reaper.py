@@ -1,11 +1,12 @@
 """The reaper: resumes runs nobody drives any more.
 
 A run whose worker died keeps a lease that nobody renews; once it expires the
-reaper hands the run to a new task. A paused run (fabric unreachable) is
-released with an expiry in the future and resumed the same way. The reaper is
-a django-q2 Schedule (``slipway-reaper``); django-q2's scheduler looks at
-schedules every 15 s, and each reaping makes the schedule due again at once,
-so it runs on every scheduler pass (about every 15 s), not once a minute.
+reaper hands the run to a new task. A run paused by an engine error is released
+with an expiry in the future and resumed the same way (a server outage is
+waited out by the task itself: ``executor.Increment.pause``). The reaper is a
+django-q2 Schedule (``slipway-reaper``); django-q2's scheduler looks at
+schedules every 30 s, and each reaping makes the schedule due again at once,
+so it runs on every scheduler pass (about every 30 s), not once a minute.
 """
 import datetime as dt
 import logging

@@ -102,6 +102,36 @@ def test_a_hung_job_fails_its_step_at_the_job_timeout_and_the_run_cleans_up(sim,
     assert sim.state()["scom_maintenance"] == []
 
 
+def test_a_vmm_outage_pauses_the_run_which_resumes_when_the_server_answers(sim, operator, driver, settings):
+    import threading
+
+    from ops.models import ServerConnection
+
+    settings.SLIPWAY_ENGINE_PAUSE_SECONDS = 0.5
+    ServerConnection.objects.filter(kind="vmm").update(operation_timeout=5)
+    before = batch_vms(sim, 3)
+    run = start_run(operator, "batch-checkpoint", {"batch": "3"})
+    driver.drive(until=lambda: run.steps.filter(phase="checkpoint").exists())
+    sim.control({"op": "server_down", "value": True})
+    came_back = threading.Timer(8, lambda: sim.control({"op": "server_down", "value": False}))
+    came_back.start()
+    try:
+        driver.drive(timeout=120)
+    finally:
+        came_back.cancel()
+        sim.control({"op": "server_down", "value": False})
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    log = events(run)
+    paused = [m for m in log if m.endswith("the run is paused and tries again in 0.5 s")]
+    assert paused and "VMM server vmm01" in paused[0], log
+    assert "Run resumed" in log
+    after = batch_vms(sim, 3)
+    for name, vm in before.items():   # one checkpoint each, power states as they were
+        assert len([c for c in after[name]["checkpoints"] if c not in vm["checkpoints"]]) == 1, name
+        assert after[name]["status"] == vm["status"], name
+
+
 def test_on_error_wait_lets_the_operator_retry(sim, operator, driver):
     from ops.services.runs import retry_step
 
