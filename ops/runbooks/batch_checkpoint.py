@@ -358,7 +358,7 @@ class BatchCheckpoint(Runbook):
         verb = "cancelled" if outcome == "cancelled" else "failed"
         text = f"Batch {run.params['batch']} {verb}"
         if head:
-            text += f": {head}"
+            text += f": {head.rstrip('.')}"
         text += f". Done: {done}."
         if missing:
             text += " Not done: " + "; ".join(missing) + "."

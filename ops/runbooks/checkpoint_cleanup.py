@@ -117,7 +117,7 @@ class CheckpointCleanup(Runbook):
         chosen.sort(key=lambda cp: (cp.vm_name, cp.added_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc)))
         rows = [{"id": cp.id, "vm_id": cp.vm_id, "vm_name": cp.vm_name, "name": cp.name,
                  "added_at": cp.added_at.isoformat() if cp.added_at else ""} for cp in chosen]
-        verb = "would remove" if p.get("dry_run") else "to remove"
+        verb = "would be removed" if p.get("dry_run") else "to remove"
         msg = f"{len(cps)} checkpoints on {len(in_scope)} VMs; {len(rows)} {verb}"
         if p.get("dry_run") and rows:
             msg += ": " + "; ".join(f"{r['vm_name']}: '{r['name']}' ({r['added_at'][:10] or 'no date'})" for r in rows[:200])
@@ -146,7 +146,7 @@ class CheckpointCleanup(Runbook):
         if outcome == "succeeded":
             return text + "."
         head = run.context.get("engine", {}).get("failure") or ""
-        text = ("Cancelled. " if outcome == "cancelled" else f"Failed: {head}. " if head else "Failed. ") + text
+        text = ("Cancelled. " if outcome == "cancelled" else f"Failed: {head.rstrip('.')}. " if head else "Failed. ") + text
         if failed:
             text += "; not removed: " + "; ".join(f"{s.target} ({s.error})" for s in failed[:10])
         return text + "."

@@ -36,7 +36,8 @@ def test_fault_on_one_checkpoint_compensates_and_names_the_vm(sim, operator, dri
     driver.drive()
     run.refresh_from_db()
     assert run.state == Run.State.FAILED
-    assert "New-SCVMCheckpoint on test05 failed: The disk of test05 is full." in run.message
+    assert "New-SCVMCheckpoint on test05 failed: The disk of test05 is full. Done:" in run.message
+    assert ".." not in run.message
     assert "VMM server vmm01" in run.message
     assert "no new checkpoint: test05" in run.message  # what was not done
     assert f"checkpointed {len(before) - 1} of {len(before)} VMs" in run.message  # what was done

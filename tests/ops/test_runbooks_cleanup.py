@@ -20,7 +20,7 @@ def test_dry_run_lists_what_would_go_and_changes_nothing(sim, operator, driver):
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED
     assert checkpoints(sim) == before
-    listing = next(m for m in events(run) if "would remove" in m)
+    listing = next(m for m in events(run) if "would be removed" in m)
     assert "web01: 'baseline'" in listing  # 292 days old, Silver
     assert "crm01" not in listing  # Gold
     assert run.message.startswith("Dry run:")
