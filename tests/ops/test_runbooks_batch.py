@@ -89,13 +89,13 @@ def test_a_hung_job_fails_its_step_at_the_job_timeout_and_the_run_cleans_up(sim,
 
     before = batch_vms(sim, 3)
     off = sorted(n for n, v in before.items() if v["status"] != "Running")[0]
-    ServerConnection.objects.filter(kind="vmm").update(job_timeout=1)
+    ServerConnection.objects.filter(kind="vmm").update(job_timeout=3)
     sim.control({"op": "fault", "cmdlet": "New-SCVMCheckpoint", "target": off, "mode": "hang"})
     run = start_run(operator, "batch-checkpoint", {"batch": "3"})
     driver.drive()
     run.refresh_from_db()
     assert run.state == Run.State.FAILED
-    assert (f"VMM server vmm01: New-SCVMCheckpoint on {off} did not finish within the job timeout of 1 s"
+    assert (f"VMM server vmm01: New-SCVMCheckpoint on {off} did not finish within the job timeout of 3 s"
             in run.message), run.message
     assert f"no new checkpoint: {off}" in run.message
     after = batch_vms(sim, 3)
