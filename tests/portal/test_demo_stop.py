@@ -40,6 +40,19 @@ def _children(pid):
     return out
 
 
+def _processes_of(tmp_path):
+    """PIDs of every process started for this demo (they carry its SLIPWAY_DATA_DIR)."""
+    mark = f"SLIPWAY_DATA_DIR={tmp_path}".encode() + b"\0"
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and mark in (entry / "environ").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 def _start_demo(tmp_path):
     port, sim_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
@@ -71,9 +84,13 @@ def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
         assert "Stopped." in text
         assert took < 12, f"stopping took {took:.1f} s: a child ignored its signal and was killed at the deadline"
         assert not _listening(port) and not _listening(sim_port)
+        time.sleep(0.5)
+        assert not _processes_of(tmp_path), "a demo process outlived the demo"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _processes_of(tmp_path):   # never leave a cluster running after the test
+            os.kill(pid, signal.SIGKILL)
         log.close()
 
 
@@ -87,6 +104,10 @@ def test_a_killed_worker_is_replaced_and_a_second_signal_does_not_abandon_the_ch
             assert time.monotonic() < deadline, "the dead worker was not replaced"
             time.sleep(0.2)
         assert any("qcluster" in cmd for _, cmd in _children(proc.pid))
+        time.sleep(1)
+        orphans = [pid for pid in _processes_of(tmp_path) if pid != proc.pid and
+                   int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1]) == 1]
+        assert not orphans, f"the killed worker's cluster lives on: {orphans}"
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)   # an impatient second stop
@@ -94,7 +115,11 @@ def test_a_killed_worker_is_replaced_and_a_second_signal_does_not_abandon_the_ch
         text = (tmp_path / "demo.log").read_text()
         assert "Stopped." in text
         assert not _listening(port) and not _listening(sim_port)
+        time.sleep(0.5)
+        assert not _processes_of(tmp_path), "a demo process outlived the demo"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _processes_of(tmp_path):   # never leave a cluster running after the test
+            os.kill(pid, signal.SIGKILL)
         log.close()

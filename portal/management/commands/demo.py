@@ -65,7 +65,7 @@ class Command(BaseCommand):
             self._sync()
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
             self.worker_cmd = manage + ["qcluster"]
-            procs.append(subprocess.Popen(self.worker_cmd, cwd=settings.BASE_DIR))
+            procs.append(self._start_worker())
             procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", opts["host"], "-p", str(opts["port"]),
                                            "portal.asgi:application"], cwd=settings.BASE_DIR))
             wait_for_port(opts["host"], opts["port"], 60, procs[-1])
@@ -98,6 +98,10 @@ class Command(BaseCommand):
                     p.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     p.kill()
+            if getattr(self, "worker_cmd", None):
+                for p in procs:
+                    if p.args == self.worker_cmd:
+                        self._stop_group(p)   # nothing of the worker's cluster outlives the demo
             self.stdout.write("Stopped.")
 
     def _wait(self, procs):
@@ -113,10 +117,23 @@ class Command(BaseCommand):
                     self.stdout.write(self.style.WARNING(
                         f"The worker (qcluster) exited with code {p.returncode}; starting a new one. Runs it was "
                         "advancing go on once their lease expires."))
-                    procs[i] = subprocess.Popen(self.worker_cmd, cwd=settings.BASE_DIR)
+                    self._stop_group(p)   # its sentinel and workers outlive a killed qcluster
+                    procs[i] = self._start_worker()
                     continue
                 raise SystemExit(f"a demo process exited with code {p.returncode}: {p.args}")
             time.sleep(0.5)
+
+    def _start_worker(self):
+        # its own process group: qcluster's sentinel and workers are its children, and they go on
+        # (an orphaned cluster) when qcluster itself is killed; the group lets us stop them all
+        return subprocess.Popen(self.worker_cmd, cwd=settings.BASE_DIR, start_new_session=True)
+
+    @staticmethod
+    def _stop_group(p, sig=signal.SIGKILL):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            pass
 
     def _users(self):
         from django.contrib.auth import get_user_model
