@@ -265,7 +265,11 @@ class Increment(StepWork):
         phase = self.phase_obj(run.phase)
         failed = [s for s in steps if s.state == Step.State.FAILED]
         stopping = bool(eng.get("failure")) or run.cancel_requested or eng.get("abort")
-        if failed and not phase.always and not stopping and self.rb.on_error(run) == "wait":
+        # with on_error=wait every failure waits for the operator, the clean-up phases' too (a VM not
+        # started again is the failure most worth a retry); not once the operator said stop or abort
+        waits = self.rb.on_error(run) == "wait" and not run.cancel_requested and not eng.get("abort") and (
+            phase.always or not eng.get("failure"))
+        if failed and waits:
             run.state = Run.State.WAITING
             names = ", ".join(s.target for s in failed[:10])
             msg = (f"Waiting for the operator: {len(failed)} step(s) of '{phase.title}' failed ({names}): "

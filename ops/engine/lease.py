@@ -10,21 +10,37 @@ duplicate or stale task cannot take the lease and simply returns.
 import datetime as dt
 import os
 import socket
+import time
 import uuid
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import Run
+from ..models import Run, ServerConnection
 
 
 class LeaseLost(Exception):
     """This worker no longer holds the run's lease; it must stop touching the run."""
 
 
+_longest_call = {"at": 0.0, "seconds": 0}
+
+
 def lease_seconds() -> int:
-    return int(getattr(settings, "SLIPWAY_LEASE_SECONDS", 30))
+    """How long a lease lasts: SLIPWAY_LEASE_SECONDS, and always longer than two of the slowest
+    connection's calls (its operation timeout), so a task waiting on a server that stopped
+    answering still holds its run when the call gives up, and pauses it instead of losing it."""
+    return max(int(getattr(settings, "SLIPWAY_LEASE_SECONDS", 30)), 2 * _longest_operation_timeout() + 10)
+
+
+def _longest_operation_timeout() -> int:
+    now = time.monotonic()
+    if now - _longest_call["at"] > 30:   # read at most every 30 s per process
+        found = ServerConnection.objects.filter(enabled=True).order_by("-operation_timeout").values_list(
+            "operation_timeout", flat=True).first()
+        _longest_call.update(at=now, seconds=int(found or 0))
+    return _longest_call["seconds"]
 
 
 def new_token() -> str:

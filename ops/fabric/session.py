@@ -114,13 +114,15 @@ class FabricSession:
             self._slots.release()
             raise
 
-    def _give_back(self, pool: RunspacePool | None, healthy: bool) -> None:
+    def _give_back(self, pool: RunspacePool | None, healthy: bool, stale: PowerShell | None = None) -> None:
         try:
             if pool is not None:
                 if healthy and not self.closed:
                     self._idle.put(pool)
                 else:
-                    _close_quietly(pool)
+                    # a broken pool may sit on a server that stopped answering: closing it can hang
+                    # for a read timeout, which the caller (a run's task, holding its lease) must not wait
+                    _in_background(_retire, pool, stale)
         finally:
             self._slots.release()
 
@@ -155,6 +157,7 @@ class FabricSession:
         deadline = time.monotonic() + timeout
         pool = None
         healthy = False
+        stale = None
         try:
             pool = self._borrow(timeout, cmdlet, target)
             ps = PowerShell(pool)
@@ -165,7 +168,8 @@ class FabricSession:
                     cmd.add_to(ps)
             result = self._invoke(ps, deadline, timeout, cmdlet, target, partial)
             healthy = True
-        except errors.FabricError:
+        except errors.FabricError as exc:
+            stale = getattr(exc, "pipeline", None)
             raise
         except AuthenticationError as exc:
             raise self._error(errors.FabricAuthError, f"the server refused the credentials of {self.settings.username!r} ({exc})", cmdlet, target) from exc
@@ -181,7 +185,7 @@ class FabricSession:
             raise self._error(errors.FabricError, f"WinRM error: {_short(exc)}", cmdlet, target) from exc
         finally:
             if pool is not None:
-                self._give_back(pool, healthy)
+                self._give_back(pool, healthy, stale)
         if result.errors and strict:
             raise self._command_error(result.errors[0], cmdlet, target)
         return result
@@ -192,11 +196,10 @@ class FabricSession:
         while ps.state == PSInvocationState.RUNNING:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                try:
-                    ps.stop()
-                except Exception:  # the pool is dropped anyway
-                    pass
-                raise self._error(errors.FabricTimeout, f"no result within {timeout:.0f} s; the call was stopped", cmdlet, target)
+                exc = self._error(errors.FabricTimeout, f"no result within {timeout:.0f} s; the call was stopped",
+                                  cmdlet, target)
+                exc.pipeline = ps   # stopped with its pool, in the background (the server may not answer)
+                raise exc
             ps.poll_invoke(timeout=max(1, int(min(remaining, 5))))
         failure = None
         records = list(ps.streams.error)
@@ -217,6 +220,20 @@ class FabricSession:
         fields = error_record_fields(record)
         cls = map_command_error(fields)
         return self._error(cls, fields["message"], cmdlet, target, error_id=fields["error_id"], category=fields["category"])
+
+
+def _in_background(fn, *args) -> None:
+    threading.Thread(target=fn, args=args, name="slipway-fabric-cleanup", daemon=True).start()
+
+
+def _retire(pool: RunspacePool, stale: PowerShell | None) -> None:
+    """Stop a timed-out pipeline (so a slow server does not finish it unseen), then close its pool."""
+    if stale is not None:
+        try:
+            stale.stop()
+        except Exception as exc:  # the pool is dropped anyway
+            log.debug("stopping a timed-out pipeline failed: %s", exc)
+    _close_quietly(pool)
 
 
 def _close_quietly(pool: RunspacePool) -> None:

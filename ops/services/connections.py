@@ -12,7 +12,7 @@ from ..models import ServerConnection
 from . import audit
 
 FIELDS = ("name", "kind", "host", "port", "use_https", "auth", "cert_validation", "username", "max_concurrent_jobs",
-          "operation_timeout", "enabled")
+          "operation_timeout", "enabled", "job_timeout")
 
 
 def _require_admin(user):

@@ -44,6 +44,17 @@ def test_editing_without_password_keeps_it(client_for, admin_user):
     assert conn.port == 5985 and conn.get_password() == "S3cret!pass"
 
 
+def test_every_setting_of_the_form_is_saved(client_for, admin_user):
+    c = client_for(admin_user)
+    c.post(reverse("ops:connection_new"), {**GOOD, "job_timeout": "900"})
+    conn = ServerConnection.objects.get(name="vmm02")
+    assert conn.job_timeout == 900
+    c.post(reverse("ops:connection_edit", args=[conn.pk]),
+           {**GOOD, "password": "", "job_timeout": "45", "operation_timeout": "12", "max_concurrent_jobs": "3"})
+    conn.refresh_from_db()
+    assert (conn.job_timeout, conn.operation_timeout, conn.max_concurrent_jobs) == (45, 12, 3)
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("port", "70000", "less than or equal to 65535"),
     ("name", "vmm 02!", "Enter a valid"),

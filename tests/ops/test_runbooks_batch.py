@@ -108,8 +108,13 @@ def test_a_vmm_outage_pauses_the_run_which_resumes_when_the_server_answers(sim, 
 
     from ops.models import ServerConnection
 
+    from ops.engine import lease
+
     settings.SLIPWAY_ENGINE_PAUSE_SECONDS = 0.5
-    ServerConnection.objects.filter(kind="vmm").update(operation_timeout=5)
+    settings.SLIPWAY_LEASE_SECONDS = 4   # shorter than a call to a server that does not answer
+    ServerConnection.objects.update(operation_timeout=5)
+    lease._longest_call["at"] = 0.0
+    assert lease.lease_seconds() == 20   # the lease outlasts two calls: the task pauses its run, never loses it
     before = batch_vms(sim, 3)
     run = start_run(operator, "batch-checkpoint", {"batch": "3"})
     driver.drive(until=lambda: run.steps.filter(phase="checkpoint").exists())
@@ -127,6 +132,7 @@ def test_a_vmm_outage_pauses_the_run_which_resumes_when_the_server_answers(sim, 
     paused = [m for m in log if m.endswith("the run is paused and tries again in 0.5 s")]
     assert paused and "VMM server vmm01" in paused[0], log
     assert "Run resumed" in log
+    assert not [m for m in log if "lease expired" in m], log
     after = batch_vms(sim, 3)
     for name, vm in before.items():   # one checkpoint each, power states as they were
         assert len([c for c in after[name]["checkpoints"] if c not in vm["checkpoints"]]) == 1, name
@@ -154,6 +160,24 @@ def test_on_error_wait_lets_the_operator_retry(sim, operator, driver):
     assert run.state == Run.State.SUCCEEDED, run.message
     assert "Skipped by the operator" not in run.message
     assert all(len(vm["checkpoints"]) >= 1 for vm in batch_vms(sim, 3).values())
+
+
+def test_on_error_wait_also_waits_when_a_vm_does_not_start_again(sim, operator, driver):
+    from ops.services.runs import retry_step
+
+    running = sorted(n for n, v in batch_vms(sim, 3).items() if v["status"] == "Running")[0]
+    sim.control({"op": "fault", "cmdlet": "Start-SCVirtualMachine", "target": running, "times": 1})
+    run = start_run(operator, "batch-checkpoint", {"batch": "3", "on_error": "wait"})
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.WAITING and run.phase == "start", run.message
+    assert batch_vms(sim, 3)[running]["status"] == "PowerOff"
+    retry_step(operator, run.steps.get(state=Step.State.FAILED))
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert batch_vms(sim, 3)[running]["status"] == "Running"
+    assert sim.state()["scom_maintenance"] == []
 
 
 def test_a_skipped_failure_is_named_in_the_outcome(sim, operator, driver):

@@ -85,7 +85,7 @@ class Command(BaseCommand):
             return getattr(self, "do_" + o["action"])(o)
         except BrokenPipeError:   # `runbook list | head`: the reader left; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
+            sys.exit(141)   # 128 + SIGPIPE, as a shell tool that met a closed pipe
 
     # -- helpers -------------------------------------------------------------------
     def user(self, name):
