@@ -34,6 +34,18 @@ class ConnectionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.instance.pk:  # nothing to keep yet
             self.fields["password"].help_text = "Stored encrypted and never shown again."
+        # the browser's own limits and the first message match the model's bounds (a positive
+        # integer field would otherwise say ">= 0", then refuse 0)
+        for name in ("max_concurrent_jobs", "operation_timeout", "job_timeout"):
+            field = self.fields[name]
+            for v in ServerConnection._meta.get_field(name).validators:
+                limit = getattr(v, "limit_value", None)
+                if v.code == "min_value":
+                    field.min_value, field.widget.attrs["min"] = limit, limit
+                elif v.code == "max_value":
+                    field.max_value, field.widget.attrs["max"] = limit, limit
+            field.validators = [v for v in field.validators if v.code not in ("min_value", "max_value")] + \
+                ServerConnection._meta.get_field(name).validators
 
     def clean_host(self):
         host = self.cleaned_data["host"].strip()

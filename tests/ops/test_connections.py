@@ -57,6 +57,9 @@ def test_every_setting_of_the_form_is_saved(client_for, admin_user):
 
 @pytest.mark.parametrize("field,value,message", [
     ("port", "70000", "less than or equal to 65535"),
+    ("job_timeout", "-5", "greater than or equal to 1"),
+    ("job_timeout", "0", "greater than or equal to 1"),
+    ("operation_timeout", "2", "greater than or equal to 5"),
     ("name", "vmm 02!", "Enter a valid"),
     ("auth", "telnet", "Select a valid choice"),
     ("password", "", "A new connection needs a password"),
