@@ -43,9 +43,6 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 
 
-_parse_after = livetail.parse_cursor
-
-
 @database_sync_to_async
 def _can_watch(user, run_id: int) -> bool:
     return Run.objects.visible_to(user).filter(pk=run_id).exists()
@@ -79,7 +76,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.allowed = True
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         if "after" in query:
-            after = _parse_after(query["after"][-1])
+            after = livetail.parse_cursor(query["after"][-1])
             if after is None:
                 await self._fail("bad-after", f"'after' must be a non-negative integer, got {query['after'][-1][:40]!r}; "
                                               'send {"after": N} to start.')
@@ -112,7 +109,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         if kind == "ping":
             await self._send({"type": "pong", "last_seq": self.last_seq})
         elif kind == "resume":
-            after = _parse_after(content.get("after"))
+            after = livetail.parse_cursor(content.get("after"))
             if after is None:
                 await self._fail("bad-after", f"'after' must be a non-negative integer, got {str(content.get('after'))[:40]!r}.")
             elif self.last_seq is not None:

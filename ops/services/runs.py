@@ -91,11 +91,12 @@ def _active(run):
         raise ValidationError(f"run {run.pk} has already ended ({run.get_state_display().lower()})", code="final")
 
 
-def _resume(run, fields: list[str]) -> None:
-    """A run that waited for the operator goes on: its 'waiting' message no longer holds."""
+def _resume(run) -> list[str]:
+    """A run that waited for the operator goes on: its 'waiting' message no longer holds.
+    Returns the fields it changed."""
     run.state = Run.State.RUNNING
     run.message = ""
-    fields += ["state", "message"]
+    return ["state", "message"]
 
 
 def cancel_run(user, run) -> Run:
@@ -109,7 +110,7 @@ def cancel_run(user, run) -> Run:
         run.cancel_requested = True
         fields = ["cancel_requested"]
         if run.state == Run.State.WAITING:
-            _resume(run, fields)
+            fields += _resume(run)
         run.save(update_fields=fields)
         emit(run, f"Cancel requested by {_who(user)}: the run stops after the current steps, then cleans up", "warning")
         audit.record(user, "run.cancel", run)
@@ -127,9 +128,7 @@ def abort_run(user, run) -> Run:
             raise ValidationError(f"run {run.pk} is {run.get_state_display().lower()}, not waiting for the operator; "
                                   "to stop it, cancel it", code="state")
         run.context.setdefault("engine", {}).update(abort=True, aborted_by=_who(user))
-        fields = ["context"]
-        _resume(run, fields)
-        run.save(update_fields=fields)
+        run.save(update_fields=["context", *_resume(run)])
         emit(run, f"Aborted by {_who(user)}: cleaning up, then the run fails", "warning")
         audit.record(user, "run.abort", run)
         executor.wake(run.pk)
@@ -159,9 +158,7 @@ def _steer_step(user, step, new_state, verb):
              step=step, data={"step": step.pk, "state": step.state})
         audit.record(user, f"step.{'retry' if new_state == Step.State.PENDING else 'skip'}", step, run=run.pk)
         if not left:
-            fields = []
-            _resume(run, fields)
-            run.save(update_fields=fields)
+            run.save(update_fields=_resume(run))
             executor.wake(run.pk)
     return step
 

@@ -42,9 +42,9 @@ def _error_text(exc: ValidationError) -> str:
 
 @staff_required   # admins watch runs too (read-only: every control is operator_required)
 def run_list(request):
-    qs = Run.objects.visible_to(request.user).select_related("created_by", "schedule")
-    kind, state, who = (request.GET.get(k, "").strip()[:150] for k in ("kind", "state", "who"))
     base = Run.objects.visible_to(request.user)
+    qs = base.select_related("created_by", "schedule")
+    kind, state, who = (request.GET.get(k, "").strip()[:150] for k in ("kind", "state", "who"))
     kinds = sorted(set(base.values_list("kind", flat=True).distinct()) | {k for k, _ in _kind_choices()})
     people = sorted(u for u in base.exclude(created_by=None).values_list("created_by__username", flat=True).distinct())
     filter_errors = []

@@ -1,5 +1,6 @@
 """`manage.py demo` started in the background (`demo &`: SIGINT ignored, as a shell does) stops
 promptly and completely on `kill -INT` / `kill -TERM`, without waiting for its 15 s kill deadline."""
+import contextlib
 import os
 import signal
 import socket
@@ -24,19 +25,22 @@ def _listening(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _parent(pid) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def _children(pid):
     """(pid, command line) of the processes whose parent is ``pid``."""
     out = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            out.append((int(entry.name), cmd))
+        if entry.name.isdigit() and _parent(entry.name) == pid:
+            try:
+                out.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+            except OSError:
+                continue
     return out
 
 
@@ -53,7 +57,10 @@ def _processes_of(tmp_path):
     return pids
 
 
-def _start_demo(tmp_path):
+@contextlib.contextmanager
+def _running_demo(tmp_path):
+    """A background demo (SIGINT ignored, as `demo &` gets it); whatever the test does, nothing of it
+    is left running afterwards."""
     port, sim_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
     env.update(SLIPWAY_DATA_DIR=str(tmp_path), SLIPWAY_WORKERS="1")
@@ -63,29 +70,13 @@ def _start_demo(tmp_path):
         cwd=BASE, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what `demo &` gets from the shell
         start_new_session=True)
-    deadline = time.monotonic() + 120
-    while "Slipway is running" not in (tmp_path / "demo.log").read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise AssertionError("the demo did not start: " + (tmp_path / "demo.log").read_text())
-        time.sleep(0.5)
-    return proc, log, port, sim_port
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
-    proc, log, port, sim_port = _start_demo(tmp_path)
     try:
-        proc.send_signal(sig)
-        started = time.monotonic()
-        proc.wait(timeout=30)
-        took = time.monotonic() - started
-        text = (tmp_path / "demo.log").read_text()
-        assert "Stopped." in text
-        assert took < 12, f"stopping took {took:.1f} s: a child ignored its signal and was killed at the deadline"
-        assert not _listening(port) and not _listening(sim_port)
-        time.sleep(0.5)
-        assert not _processes_of(tmp_path), "a demo process outlived the demo"
+        deadline = time.monotonic() + 120
+        while "Slipway is running" not in (tmp_path / "demo.log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                "the demo did not start: " + (tmp_path / "demo.log").read_text()
+            time.sleep(0.5)
+        yield proc, port, sim_port
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -94,9 +85,26 @@ def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
         log.close()
 
 
+def _assert_stopped_completely(tmp_path, port, sim_port):
+    assert "Stopped." in (tmp_path / "demo.log").read_text()
+    assert not _listening(port) and not _listening(sim_port)
+    time.sleep(0.5)
+    assert not _processes_of(tmp_path), "a demo process outlived the demo"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
+    with _running_demo(tmp_path) as (proc, port, sim_port):
+        proc.send_signal(sig)
+        started = time.monotonic()
+        proc.wait(timeout=30)
+        took = time.monotonic() - started
+        assert took < 12, f"stopping took {took:.1f} s: a child ignored its signal and was killed at the deadline"
+        _assert_stopped_completely(tmp_path, port, sim_port)
+
+
 def test_a_killed_worker_is_replaced_and_a_second_signal_does_not_abandon_the_children(tmp_path):
-    proc, log, port, sim_port = _start_demo(tmp_path)
-    try:
+    with _running_demo(tmp_path) as (proc, port, sim_port):
         worker = next(pid for pid, cmd in _children(proc.pid) if "qcluster" in cmd)
         os.kill(worker, signal.SIGKILL)
         deadline = time.monotonic() + 20
@@ -105,21 +113,10 @@ def test_a_killed_worker_is_replaced_and_a_second_signal_does_not_abandon_the_ch
             time.sleep(0.2)
         assert any("qcluster" in cmd for _, cmd in _children(proc.pid))
         time.sleep(1)
-        orphans = [pid for pid in _processes_of(tmp_path) if pid != proc.pid and
-                   int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1]) == 1]
+        orphans = [pid for pid in _processes_of(tmp_path) if pid != proc.pid and _parent(pid) == 1]
         assert not orphans, f"the killed worker's cluster lives on: {orphans}"
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)   # an impatient second stop
         proc.wait(timeout=30)
-        text = (tmp_path / "demo.log").read_text()
-        assert "Stopped." in text
-        assert not _listening(port) and not _listening(sim_port)
-        time.sleep(0.5)
-        assert not _processes_of(tmp_path), "a demo process outlived the demo"
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for pid in _processes_of(tmp_path):   # never leave a cluster running after the test
-            os.kill(pid, signal.SIGKILL)
-        log.close()
+        _assert_stopped_completely(tmp_path, port, sim_port)
