@@ -273,7 +273,7 @@ class Increment(StepWork):
             run.state = Run.State.WAITING
             names = ", ".join(s.target for s in failed[:10])
             msg = (f"Waiting for the operator: {len(failed)} step(s) of '{phase.title}' failed ({names}): "
-                   f"{failed[0].error}. Retry or skip the failed steps, or abort the run.")
+                   f"{failed[0].error.rstrip('.')}. Retry or skip the failed steps, or abort the run.")
             run.message = msg[:2000]
             self.commit(run_fields=["state", "context", "message"], events=[Event(msg, "warning")], release=True,
                         progress=False)
