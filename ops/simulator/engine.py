@@ -24,7 +24,7 @@ import threading
 from . import errors as E
 from . import language
 from .cmdlets import base, objects as O
-from .cmdlets import generic as _generic, scom as _scom, vmm as _vmm  # noqa: F401  (register cmdlets)
+from .cmdlets import generic as _generic, scom as _scom, userroles as _userroles, vmm as _vmm  # noqa: F401  (register cmdlets)
 from .contract import PSError, SimObject, Statement
 from .faults import FaultSet
 from .language import Arg
