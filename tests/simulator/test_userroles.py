@@ -52,6 +52,14 @@ def test_checkpoint_on_behalf_runs_as_the_tenant(eng, s):
     job = pipe(s, ("Get-SCJob", [("ID", out.outputs[0].get("MostRecentTaskID"))])).outputs[0]
     assert job.get("Owner") == "CONTOSO\\alice" and str(job.get("Status")) == "Completed"
     assert vm_state(eng, "web01")["checkpoints"] == ["old", "mine"]
+    state = eng.control({"op": "state"})
+    assert state["jobs"][-1]["owner"] == "CONTOSO\\alice" and vm_state(eng, "web01")["user_role"] == "Gold Tenants"
+    assert [r["permissions"] for r in state["user_roles"] if r["name"] == "Gold Tenants"] == [
+        {"Gold": ["Checkpoint", "Start", "Shutdown"]}]
+    pipe(s, ("Get-SCVirtualMachine", [("Name", "off1")]), ("Start-SCVirtualMachine", []))   # the admin's own job
+    theirs = pipe(s, ("Get-SCJob", as_(s, "CONTOSO\\bob"))).outputs
+    mine = pipe(s, ("Get-SCJob", as_(s, "CONTOSO\\alice"))).outputs
+    assert theirs == [] and [j.get("Owner") for j in mine] == ["CONTOSO\\alice"]
 
 
 @pytest.mark.parametrize("cmdlet, params, why", [

@@ -163,6 +163,8 @@ def get_job(ctx, a):
             jobs = [j for j in jobs if j.id == a["ID"]]
         if a.get("Running"):
             jobs = [j for j in jobs if not j.done]
+        if ctx.acting is not None:   # a tenant sees the jobs run on their behalf
+            jobs = [j for j in jobs if j.owner.lower() == ctx.acting.user.lower()]
         if a.get("Newest"):
             jobs = jobs[-a["Newest"]:]
         return [O.job_obj(f, j) for j in jobs]
