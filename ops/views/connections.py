@@ -3,7 +3,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from portal.permissions import admin_required
+from ..authz import requires, restrict
 
 from ..fabric.errors import FabricError
 from ..forms import ConnectionForm
@@ -11,12 +11,12 @@ from ..models import ServerConnection
 from ..services import connections as service
 
 
-@admin_required
+@requires("connection.view")
 def connection_list(request):
-    return render(request, "ops/connections/list.html", {"nav": "connections", "connections": ServerConnection.objects.all()})
+    return render(request, "ops/connections/list.html", {"nav": "connections", "connections": restrict(ServerConnection.objects.all(), request.user, "connection.view")})
 
 
-@admin_required
+@requires("connection.change")
 def connection_edit(request, pk=None):
     instance = get_object_or_404(ServerConnection, pk=pk) if pk else None
     form = ConnectionForm(request.POST or None, instance=instance)
@@ -30,7 +30,7 @@ def connection_edit(request, pk=None):
     return render(request, "ops/connections/edit.html", {"nav": "connections", "form": form, "instance": instance})
 
 
-@admin_required
+@requires("connection.change")
 @require_POST
 def connection_delete(request, pk):
     conn = get_object_or_404(ServerConnection, pk=pk)
@@ -40,7 +40,7 @@ def connection_delete(request, pk):
     return redirect("ops:connections")
 
 
-@admin_required
+@requires("connection.change")
 @require_POST
 def connection_test(request, pk):
     conn = get_object_or_404(ServerConnection, pk=pk)

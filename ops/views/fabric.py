@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from portal.permissions import staff_required
+from ..authz import requires, restrict
 
 from ..forms import VMFilterForm
 from ..models import Cloud, HostCluster, ServerConnection, SyncRecord, VirtualMachine, VMHost
@@ -29,14 +29,14 @@ def _host_rows(hosts):
     ).select_related("cluster", "connection")
 
 
-@staff_required
+@requires("fabric.view")
 def clusters(request):
     user = request.user
-    cluster_qs = HostCluster.objects.visible_to(user).select_related("connection").annotate(
+    cluster_qs = restrict(HostCluster.objects.all(), user, "fabric.view").select_related("connection").annotate(
         host_count=Count("hosts", distinct=True),
         maintenance=Count("hosts", filter=Q(hosts__in_maintenance=True), distinct=True),
     )
-    hosts = _host_rows(VMHost.objects.visible_to(user))
+    hosts = _host_rows(restrict(VMHost.objects.all(), user, "fabric.view"))
     by_cluster = {}
     for h in hosts:
         by_cluster.setdefault(h.cluster_id, []).append(h)
@@ -46,33 +46,33 @@ def clusters(request):
         "standalone": by_cluster.get(None, []),
         "connections": ServerConnection.objects.filter(kind="vmm"),
         "syncs": _latest_per_connection(),
-        "totals": VirtualMachine.objects.visible_to(user).aggregate(vms=Count("id"), checkpoints=Sum("checkpoint_count"),
+        "totals": restrict(VirtualMachine.objects.all(), user, "vm.view").aggregate(vms=Count("id"), checkpoints=Sum("checkpoint_count"),
                                                                     oldest=Min("oldest_checkpoint_at")),
-        "clouds": Cloud.objects.visible_to(user).annotate(vm_count=Count("vms")),
+        "clouds": restrict(Cloud.objects.all(), user, "fabric.view").annotate(vm_count=Count("vms")),
     }
     return render(request, "ops/fabric/clusters.html", context)
 
 
-@staff_required
+@requires("fabric.view")
 def cluster_detail(request, pk):
-    cluster = get_object_or_404(HostCluster.objects.visible_to(request.user).select_related("connection"), pk=pk)
-    hosts = _host_rows(VMHost.objects.visible_to(request.user).filter(cluster=cluster))
-    vms = VirtualMachine.objects.visible_to(request.user).filter(host__cluster=cluster).select_related("host", "cloud")
+    cluster = get_object_or_404(restrict(HostCluster.objects.all(), request.user, "fabric.view").select_related("connection"), pk=pk)
+    hosts = _host_rows(restrict(VMHost.objects.all(), request.user, "fabric.view").filter(cluster=cluster))
+    vms = restrict(VirtualMachine.objects.all(), request.user, "vm.view").filter(host__cluster=cluster).select_related("host", "cloud")
     return render(request, "ops/fabric/cluster.html", {"nav": "fabric", "cluster": cluster, "hosts": hosts, "vms": vms})
 
 
-@staff_required
+@requires("fabric.view")
 def host_detail(request, pk):
-    host = get_object_or_404(VMHost.objects.visible_to(request.user).select_related("cluster", "connection"), pk=pk)
-    vms = VirtualMachine.objects.visible_to(request.user).filter(host=host).select_related("cloud")
+    host = get_object_or_404(restrict(VMHost.objects.all(), request.user, "fabric.view").select_related("cluster", "connection"), pk=pk)
+    vms = restrict(VirtualMachine.objects.all(), request.user, "vm.view").filter(host=host).select_related("cloud")
     last_sync = SyncRecord.objects.filter(connection=host.connection, ok=True).order_by("-started_at").first()
     return render(request, "ops/fabric/host.html", {"nav": "fabric", "host": host, "vms": vms, "last_sync": last_sync})
 
 
-@staff_required
+@requires("fabric.view")
 def vm_list(request):
     form = VMFilterForm(request.GET or None)
-    vms = VirtualMachine.objects.visible_to(request.user).select_related("host", "host__cluster", "cloud")
+    vms = restrict(VirtualMachine.objects.all(), request.user, "vm.view").select_related("host", "host__cluster", "cloud")
     if form.is_bound:
         form.is_valid()
         if form.errors:  # an invalid filter must not silently widen the list to every VM
@@ -95,7 +95,7 @@ def vm_list(request):
                                                    "statuses": ["Running", "PowerOff", "Saved", "Paused"]})
 
 
-@staff_required
+@requires("fabric.sync")
 @require_POST
 def sync_now(request):
     conn = None

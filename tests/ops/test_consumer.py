@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.db.models import F
 
 from ops.live import POKE_TYPE, run_group
-from ops.models import Run, RunEvent, Step
+from ops.models import Run, RunEvent, RunTarget, Step
 from ops.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -210,10 +210,12 @@ def test_anonymous_is_closed_4401(operator):
     async_to_sync(scenario)()
 
 
-def test_tenant_never_watches_another_tenants_run(tenant, other_tenant, operator):
+def test_tenant_never_watches_another_tenants_run(tenant, other_tenant, operator, vm_a, vm_b):
     theirs = make_run(other_tenant)
+    RunTarget.objects.create(run=theirs, vm=vm_b)
     add_events(theirs, 2)
-    mine = make_run(tenant)
+    mine = make_run(operator)  # whoever started it: it acts on tina's VM
+    RunTarget.objects.create(run=mine, vm=vm_a)
     ops_run = make_run(operator)
 
     async def scenario():
