@@ -4,7 +4,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from ..authz import requires, restrict
-
 from ..fabric.errors import FabricError
 from ..forms import ConnectionForm
 from ..models import ServerConnection
@@ -18,7 +17,7 @@ def connection_list(request):
 
 @requires("connection.change")
 def connection_edit(request, pk=None):
-    instance = get_object_or_404(ServerConnection, pk=pk) if pk else None
+    instance = get_object_or_404(restrict(ServerConnection.objects.all(), request.user, "connection.change"), pk=pk) if pk else None
     form = ConnectionForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "password"}
@@ -33,7 +32,7 @@ def connection_edit(request, pk=None):
 @requires("connection.change")
 @require_POST
 def connection_delete(request, pk):
-    conn = get_object_or_404(ServerConnection, pk=pk)
+    conn = get_object_or_404(restrict(ServerConnection.objects.all(), request.user, "connection.change"), pk=pk)
     name = conn.name
     service.delete_connection(request.user, conn)
     messages.success(request, f"Connection {name} deleted.")
@@ -43,7 +42,7 @@ def connection_delete(request, pk):
 @requires("connection.change")
 @require_POST
 def connection_test(request, pk):
-    conn = get_object_or_404(ServerConnection, pk=pk)
+    conn = get_object_or_404(restrict(ServerConnection.objects.all(), request.user, "connection.change"), pk=pk)
     try:
         messages.success(request, service.test_connection(request.user, conn))
     except (FabricError, ValueError) as exc:

@@ -10,7 +10,6 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from ..authz import requires, restrict
-
 from ..models import RunSchedule
 from . import runforms
 
@@ -88,7 +87,7 @@ def schedule_new(request):
 
 @requires("schedule.change")
 def schedule_edit(request, pk):
-    sched = get_object_or_404(RunSchedule, pk=pk)
+    sched = get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
     books = _runbooks()
     rb = _pick(books, sched.kind)  # a schedule keeps its runbook; make a new schedule for another
     if request.method == "POST":
@@ -119,7 +118,7 @@ def _render_form(request, books, rb, form, sched):
 @requires("schedule.change")
 @require_POST
 def schedule_toggle(request, pk):
-    sched = get_object_or_404(RunSchedule, pk=pk)
+    sched = get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
     svc = _services()
     try:
         if sched.enabled:
@@ -136,7 +135,7 @@ def schedule_toggle(request, pk):
 @requires("schedule.change")
 @require_POST
 def schedule_delete(request, pk):
-    sched = get_object_or_404(RunSchedule, pk=pk)
+    sched = get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
     name = sched.name
     try:
         _services().delete_schedule(request.user, sched)
