@@ -12,12 +12,17 @@ from ..services import connections as service
 
 @requires("connection.view")
 def connection_list(request):
-    return render(request, "ops/connections/list.html", {"nav": "connections", "connections": restrict(ServerConnection.objects.all(), request.user, "connection.view")})
+    connections = restrict(ServerConnection.objects.all(), request.user, "connection.view")
+    return render(request, "ops/connections/list.html", {"nav": "connections", "connections": connections})
+
+
+def _editable(request, pk) -> ServerConnection:
+    return get_object_or_404(restrict(ServerConnection.objects.all(), request.user, "connection.change"), pk=pk)
 
 
 @requires("connection.change")
 def connection_edit(request, pk=None):
-    instance = get_object_or_404(restrict(ServerConnection.objects.all(), request.user, "connection.change"), pk=pk) if pk else None
+    instance = _editable(request, pk) if pk else None
     form = ConnectionForm(request.POST or None, instance=instance)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "password"}
@@ -32,7 +37,7 @@ def connection_edit(request, pk=None):
 @requires("connection.change")
 @require_POST
 def connection_delete(request, pk):
-    conn = get_object_or_404(restrict(ServerConnection.objects.all(), request.user, "connection.change"), pk=pk)
+    conn = _editable(request, pk)
     name = conn.name
     service.delete_connection(request.user, conn)
     messages.success(request, f"Connection {name} deleted.")
@@ -42,7 +47,7 @@ def connection_delete(request, pk):
 @requires("connection.change")
 @require_POST
 def connection_test(request, pk):
-    conn = get_object_or_404(restrict(ServerConnection.objects.all(), request.user, "connection.change"), pk=pk)
+    conn = _editable(request, pk)
     try:
         messages.success(request, service.test_connection(request.user, conn))
     except (FabricError, ValueError) as exc:

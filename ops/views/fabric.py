@@ -13,6 +13,14 @@ from ..models import Cloud, HostCluster, ServerConnection, SyncRecord, VirtualMa
 from ..services import inventory
 
 
+def _fabric(model, user):
+    return restrict(model.objects.all(), user, "fabric.view")
+
+
+def _vms(user):
+    return restrict(VirtualMachine.objects.all(), user, "vm.view")
+
+
 def _latest_per_connection():
     latest = {}
     for rec in SyncRecord.objects.select_related("connection").order_by("-started_at")[:50]:
@@ -32,11 +40,11 @@ def _host_rows(hosts):
 @requires("fabric.view")
 def clusters(request):
     user = request.user
-    cluster_qs = restrict(HostCluster.objects.all(), user, "fabric.view").select_related("connection").annotate(
+    cluster_qs = _fabric(HostCluster, user).select_related("connection").annotate(
         host_count=Count("hosts", distinct=True),
         maintenance=Count("hosts", filter=Q(hosts__in_maintenance=True), distinct=True),
     )
-    hosts = _host_rows(restrict(VMHost.objects.all(), user, "fabric.view"))
+    hosts = _host_rows(_fabric(VMHost, user))
     by_cluster = {}
     for h in hosts:
         by_cluster.setdefault(h.cluster_id, []).append(h)
@@ -46,25 +54,25 @@ def clusters(request):
         "standalone": by_cluster.get(None, []),
         "connections": ServerConnection.objects.filter(kind="vmm"),
         "syncs": _latest_per_connection(),
-        "totals": restrict(VirtualMachine.objects.all(), user, "vm.view").aggregate(vms=Count("id"), checkpoints=Sum("checkpoint_count"),
+        "totals": _vms(user).aggregate(vms=Count("id"), checkpoints=Sum("checkpoint_count"),
                                                                     oldest=Min("oldest_checkpoint_at")),
-        "clouds": restrict(Cloud.objects.all(), user, "fabric.view").annotate(vm_count=Count("vms")),
+        "clouds": _fabric(Cloud, user).annotate(vm_count=Count("vms")),
     }
     return render(request, "ops/fabric/clusters.html", context)
 
 
 @requires("fabric.view")
 def cluster_detail(request, pk):
-    cluster = get_object_or_404(restrict(HostCluster.objects.all(), request.user, "fabric.view").select_related("connection"), pk=pk)
-    hosts = _host_rows(restrict(VMHost.objects.all(), request.user, "fabric.view").filter(cluster=cluster))
-    vms = restrict(VirtualMachine.objects.all(), request.user, "vm.view").filter(host__cluster=cluster).select_related("host", "cloud")
+    cluster = get_object_or_404(_fabric(HostCluster, request.user).select_related("connection"), pk=pk)
+    hosts = _host_rows(_fabric(VMHost, request.user).filter(cluster=cluster))
+    vms = _vms(request.user).filter(host__cluster=cluster).select_related("host", "cloud")
     return render(request, "ops/fabric/cluster.html", {"nav": "fabric", "cluster": cluster, "hosts": hosts, "vms": vms})
 
 
 @requires("fabric.view")
 def host_detail(request, pk):
-    host = get_object_or_404(restrict(VMHost.objects.all(), request.user, "fabric.view").select_related("cluster", "connection"), pk=pk)
-    vms = restrict(VirtualMachine.objects.all(), request.user, "vm.view").filter(host=host).select_related("cloud")
+    host = get_object_or_404(_fabric(VMHost, request.user).select_related("cluster", "connection"), pk=pk)
+    vms = _vms(request.user).filter(host=host).select_related("cloud")
     last_sync = SyncRecord.objects.filter(connection=host.connection, ok=True).order_by("-started_at").first()
     return render(request, "ops/fabric/host.html", {"nav": "fabric", "host": host, "vms": vms, "last_sync": last_sync})
 
@@ -72,7 +80,7 @@ def host_detail(request, pk):
 @requires("fabric.view")
 def vm_list(request):
     form = VMFilterForm(request.GET or None)
-    vms = restrict(VirtualMachine.objects.all(), request.user, "vm.view").select_related("host", "host__cluster", "cloud")
+    vms = _vms(request.user).select_related("host", "host__cluster", "cloud")
     if form.is_bound:
         form.is_valid()
         if form.errors:  # an invalid filter must not silently widen the list to every VM

@@ -62,9 +62,14 @@ def _pick(books, kind):
     return rb
 
 
+def _editable(request, pk) -> RunSchedule:
+    return get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
+
+
 @requires("schedule.view")
 def schedule_list(request):
-    schedules = restrict(RunSchedule.objects.all(), request.user, "schedule.view").select_related("q_schedule", "last_run", "created_by")
+    schedules = restrict(RunSchedule.objects.all(), request.user, "schedule.view")
+    schedules = schedules.select_related("q_schedule", "last_run", "created_by")
     return render(request, "ops/schedules/list.html", {"nav": "schedules", "schedules": schedules})
 
 
@@ -87,7 +92,7 @@ def schedule_new(request):
 
 @requires("schedule.change")
 def schedule_edit(request, pk):
-    sched = get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
+    sched = _editable(request, pk)
     books = _runbooks()
     rb = _pick(books, sched.kind)  # a schedule keeps its runbook; make a new schedule for another
     if request.method == "POST":
@@ -118,7 +123,7 @@ def _render_form(request, books, rb, form, sched):
 @requires("schedule.change")
 @require_POST
 def schedule_toggle(request, pk):
-    sched = get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
+    sched = _editable(request, pk)
     svc = _services()
     try:
         if sched.enabled:
@@ -135,7 +140,7 @@ def schedule_toggle(request, pk):
 @requires("schedule.change")
 @require_POST
 def schedule_delete(request, pk):
-    sched = get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
+    sched = _editable(request, pk)
     name = sched.name
     try:
         _services().delete_schedule(request.user, sched)
