@@ -1,5 +1,5 @@
 """The one write path for server connections (admins only)."""
-
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -35,6 +35,10 @@ def save_connection(user, data: dict, password: str | None, instance: ServerConn
 @transaction.atomic
 def delete_connection(user, conn: ServerConnection) -> None:
     authz.require(user, "connection.change")
+    plans = list(conn.plans.values_list("name", flat=True)[:5])
+    if plans:
+        raise ValidationError(f"Connection {conn.name} is the VMM server of hosting plans ({', '.join(plans)}); "
+                              "move or delete those plans first. Nothing was deleted.", code="in-use")
     audit.record(user, "connection.delete", conn, name=conn.name)
     conn.delete()
 

@@ -1,5 +1,4 @@
 """Requests for inventory syncs (operators and admins)."""
-
 from django.db import transaction
 
 from .. import authz
