@@ -24,7 +24,7 @@ ARTIFACTS = Path(BASE_DIR) / "test-artifacts"
 PASSWORD = "e2e-Operator-pw-1"
 USER = """
 from django.contrib.auth import get_user_model
-from portal import roles
+from ops import roles
 u = get_user_model().objects.create_user("olga", password=%r)
 roles.grant(u, "operator")
 """
