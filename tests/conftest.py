@@ -132,7 +132,8 @@ def _subscription(plan, name, role_id, *members):
     from ops.models import Subscription
 
     sub = Subscription.objects.create(plan=plan, name=name, user_role_id=role_id, user_role_name=f"{name} tenant admins")
-    sub.members.add(*members)
+    for user in members:  # as VMM lists the member in the role: DOMAIN\\name
+        sub.members.add(user, through_defaults={"vmm_user": f"{name.upper()}\\{user.username}"})
     return sub
 
 

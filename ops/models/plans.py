@@ -97,7 +97,8 @@ class Subscription(models.Model):
 
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     name = models.CharField(max_length=100, unique=True, help_text="The tenant account, e.g. Contoso.")
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="subscriptions", blank=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="SubscriptionMember", related_name="subscriptions",
+                                     blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE, db_index=True)
     user_role_id = models.CharField(max_length=64, blank=True, db_index=True,
                                     help_text="ID of the subscription's VMM user role; its VMs are the VMs of this role.")
@@ -126,3 +127,25 @@ class Subscription(models.Model):
     def checkpoint_permission(self) -> str:
         """What Slipway lets the members do now: the stricter of the plan's and the one VMM is known to carry."""
         return stricter(self.plan.checkpoint_permission, self.enforced_permission or self.plan.checkpoint_permission)
+
+
+class SubscriptionMember(models.Model):
+    """One member of a subscription: the Django user who signs in, and the same person as VMM
+    lists them in the subscription's user role (``vmm_user``, e.g. ``CONTOSO\\alice``). Every
+    VMM call made for this member carries ``-OnBehalfOfUser <vmm_user>`` (ops/fabric/behalf.py)."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscription_memberships")
+    vmm_user = models.CharField(max_length=255, help_text="The account as VMM lists it in the user role, e.g. CONTOSO\\alice.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subscription__name", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["subscription", "user"], name="uniq_subscription_member")]
+
+    def __str__(self):
+        return f"{self.vmm_user} in {self.subscription}"
+
+    def on_behalf_of(self) -> tuple[str, str]:
+        """(user, role ID) for the fabric calls made for this member (ops/fabric/vmm.py ``on_behalf_of``)."""
+        return self.vmm_user, self.subscription.user_role_id

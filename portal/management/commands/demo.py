@@ -19,9 +19,24 @@ DEMO_USERS = [
     # username, password, roles, note
     ("admin", "slipway-admin", ("admin",), "admin: hosting plans, connections"),
     ("operator", "slipway-operator", ("operator",), "operator: runbooks, schedules, fabric"),
-    ("alice", "slipway-alice", ("tenant",), "tenant"),
-    ("bob", "slipway-bob", ("tenant",), "tenant"),
+    ("alice", "slipway-alice", ("tenant",), "tenant: Contoso (Gold: checkpoints; Silver: restore only)"),
+    ("bob", "slipway-bob", ("tenant",), "tenant: Contoso (Gold and Silver)"),
+    ("carol", "slipway-carol", ("tenant",), "tenant: Fabrikam (Dev: 3 checkpoints kept, 14 days)"),
 ]
+
+# The demo's hosting plans, each with one subscription adopting the simulator's user role of the same
+# name (ops/simulator/scenarios/demo.yaml): plan, cloud, checkpoint permission, kept, max age, power actions
+DEMO_PLANS = [
+    ("Contoso Gold", "Gold", "create_view_restore", 1, None, ("start", "shutdown", "stop", "save")),
+    ("Contoso Silver", "Silver", "view_restore", 1, None, ("start", "shutdown")),
+    ("Fabrikam Dev", "Dev", "create_view_restore", 3, 14, ("start", "shutdown", "stop", "save")),
+]
+# subscription (= the VMM user role it adopts) -> members (Django user, as VMM lists them in the role)
+DEMO_SUBSCRIPTIONS = {
+    "Contoso Gold": [("alice", "CONTOSO\\alice"), ("bob", "CONTOSO\\bob")],
+    "Contoso Silver": [("alice", "CONTOSO\\alice"), ("bob", "CONTOSO\\bob")],
+    "Fabrikam Dev": [("carol", "FABRIKAM\\carol")],
+}
 
 
 class Command(BaseCommand):
@@ -63,6 +78,7 @@ class Command(BaseCommand):
 
             ensure_system_schedules()
             self._sync()
+            self._tenancy()
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
             self.worker_cmd = manage + ["qcluster"]
             procs.append(self._start_worker())
@@ -158,6 +174,30 @@ class Command(BaseCommand):
             conn.username = sim.username
             conn.set_password(sim.password)
             conn.save()
+
+    def _tenancy(self):
+        """The demo's plans and subscriptions, made once (a restart finds them); a role the simulator's
+        state does not have (a state file from an older demo) is reported and skipped."""
+        from django.contrib.auth import get_user_model
+        from django.core.exceptions import ValidationError
+
+        from ops.models import Plan, ServerConnection, Subscription
+        from ops.services import subscriptions
+
+        User = get_user_model()
+        admin = User.objects.get(username="admin")
+        conn = ServerConnection.objects.get(name="vmm01")
+        for name, cloud, permission, kept, max_age, power in DEMO_PLANS:
+            try:
+                plan = Plan.objects.filter(name=name).first() or subscriptions.create_plan(
+                    admin, name=name, connection=conn, clouds=[cloud], checkpoint_permission=permission,
+                    checkpoints_kept=kept, remove_oldest_when_full=kept > 1, checkpoint_max_age_days=max_age,
+                    power_actions=power, description=f"Demo plan: the {cloud} cloud")
+                if not Subscription.objects.filter(name=name).exists():
+                    members = [(User.objects.get(username=u), vmm_user) for u, vmm_user in DEMO_SUBSCRIPTIONS[name]]
+                    subscriptions.create_subscription(admin, plan, name, members, adopt_user_role=name)
+            except ValidationError as exc:
+                self.stdout.write(self.style.WARNING(f"Demo plan {name}: not set up: {'; '.join(exc.messages)}"))
 
     def _sync(self):
         from ops.inventory.sync import sync_all
