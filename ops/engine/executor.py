@@ -30,6 +30,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..dbutil import update_rows
+from ..fabric import errors
+from ..inventory.refresh import refresh_run_targets
 from ..models import Run, ServerConnection, Step
 from ..runbooks import registry
 from ..runbooks.base import StepContext
@@ -293,6 +295,15 @@ class Increment(StepWork):
                 notes.append(Event(f"Compensation ({why}): " + ", then ".join(p.title for p in rest), "warning"))
         return self.begin_phase(rest[0] if rest else None, notes)
 
+    def refresh_targets(self) -> list:
+        """Re-read the VMs the run acted on before it is final, so what a watcher reloads shows the result."""
+        try:
+            refresh_run_targets(self.run)
+        except errors.FabricError as exc:
+            return [Event(f"The VMs this run acted on could not be re-read; the next inventory sync shows them: {exc}",
+                          "warning")]
+        return []
+
     def begin_phase(self, phase, notes=()):
         run = self.run
         if phase is None:
@@ -312,6 +323,7 @@ class Increment(StepWork):
 
     def finish(self, notes):
         run, eng = self.run, self.eng
+        notes = list(notes) + self.refresh_targets()
         if eng.get("abort"):
             state = Run.State.FAILED
         elif run.cancel_requested:

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from .base import Runbook
 from .batch_checkpoint import BatchCheckpoint
 from .checkpoint_cleanup import CheckpointCleanup
+from .vm_actions import VMCheckpoint, VMPower, VMRemoveCheckpoint, VMRestore
 
 _REGISTRY: dict[str, Runbook] = {}
 
@@ -26,11 +27,14 @@ def get(kind: str) -> Runbook:
 
 
 def all_runbooks() -> list[Runbook]:
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    """The runbooks operators start (pages, CLI); the VM page's own (ops/runbooks/vm_actions.py) are left out."""
+    return [_REGISTRY[k] for k in sorted(_REGISTRY) if getattr(_REGISTRY[k], "listed", True)]
 
 
 register(BatchCheckpoint())
 register(CheckpointCleanup())
+for _rb in (VMCheckpoint(), VMRemoveCheckpoint(), VMRestore(), VMPower()):
+    register(_rb)
 
 
 def phase_label(kind: str, phase: str, state: str = "") -> str:

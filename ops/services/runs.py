@@ -29,6 +29,9 @@ def _who(user):
 def prepare(kind, params, check_fabric=True):
     """Validate a runbook's parameters: returns ``Prepared`` or raises ValidationError."""
     rb = registry.get(kind)
+    if not getattr(rb, "listed", True):
+        raise ValidationError(f"runbook {kind!r} is started from a VM's page (ops/services/vm_actions.py), not directly",
+                              code="unknown")
     raw = {str(k): v for k, v in (params or {}).items()}
     return rb, rb.prepare(raw, check_fabric=check_fabric)
 
@@ -40,6 +43,12 @@ def start_run(user, kind, params, schedule=None) -> Run:
     if schedule is None:
         authz.require(user, "run.start")
     rb, prep = prepare(kind, params)
+    return launch(user, kind, prep, schedule)
+
+
+def launch(user, kind, prep, schedule=None) -> Run:
+    """Create and queue a run from prepared parameters; the caller has checked who may.
+    RunConflict when an active run changes the same VMs. ``start_run`` and ``ops/services/vm_actions.py`` use it."""
     ensure_reaper_schedule()
     with transaction.atomic():
         # serialise starts per VMM server (PostgreSQL; SQLite's BEGIN IMMEDIATE already does)
