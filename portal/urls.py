@@ -3,12 +3,23 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .views import tenant, vm
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # what tenants click (operators and admins see every VM here too)
+    path("vms/", tenant.my_vms, name="my_vms"),
+    path("vms/status/", tenant.vm_status, name="vm_status"),
+    path("vms/<uuid:vm_id>/", vm.vm_detail, name="vm"),
+    path("vms/<uuid:vm_id>/checkpoints/", vm.vm_checkpoints, name="vm_checkpoints"),
+    path("vms/<uuid:vm_id>/checkpoint/", vm.vm_checkpoint, name="vm_checkpoint"),
+    path("vms/<uuid:vm_id>/checkpoints/<uuid:checkpoint_id>/delete/", vm.vm_checkpoint_delete, name="vm_checkpoint_delete"),
+    path("vms/<uuid:vm_id>/restore/", vm.vm_restore, name="vm_restore"),
+    path("vms/<uuid:vm_id>/power/", vm.vm_power, name="vm_power"),
+    path("activity/", tenant.activity, name="activity"),
     path("ops/", include("ops.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -1,7 +1,10 @@
+"""The portal's pages: home and health here; what tenants click in ``tenant`` (My VMs, activity)
+and ``vm`` (a VM's page and its actions)."""
 from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 
-from ops import authz
+from ops import authz, roles
 
 
 @login_required
@@ -11,10 +14,10 @@ def home(request):
         return redirect("ops:runs")
     if authz.allowed(request.user, "connection.change"):
         return redirect("ops:connections")
+    if roles.is_tenant(request.user):
+        return redirect("my_vms")
     return render(request, "portal/home.html")
 
 
 def healthz(request):
-    from django.http import JsonResponse
-
     return JsonResponse({"ok": True})
