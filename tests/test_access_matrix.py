@@ -8,6 +8,7 @@ the database (every ops table, users, groups, django-q schedules) and the fabric
 """
 import hashlib
 import itertools
+import uuid
 
 import pytest
 from django.apps import apps
@@ -17,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django_q.models import Schedule
 
 from ops.inventory.sync import sync_connection
-from ops.models import HostCluster, Run, RunSchedule, RunTarget, Step, VirtualMachine, VMHost
+from ops.models import Checkpoint, HostCluster, Run, RunSchedule, RunTarget, Step, VirtualMachine, VMHost
 from tests.conftest import make_connection
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +39,7 @@ EXCLUDED_PREFIXES = {
 # existence is not revealed), and every refusal changes nothing.
 EXPECT = {
     #  url name                 args             anonymous   tenant_a     tenant_b     admin        operator
-    "home":                    ((),              LOGIN,      200,         200,         302,         302),
+    "home":                    ((),              LOGIN,      302,         302,         302,         302),
     "healthz":                 ((),              200,        200,         200,         200,         200),
     "login":                   ((),              200,        200,         200,         200,         200),
     "logout":                  ((),              (405, LOGIN), (405, LOGIN), (405, LOGIN), (405, LOGIN), (405, LOGIN)),
@@ -64,6 +65,16 @@ EXPECT = {
     "ops:schedule_edit":       (("schedule",),   LOGIN,      403,         403,         403,         (200, 400)),
     "ops:schedule_toggle":     (("schedule",),   LOGIN,      403,         403,         403,         (405, 302)),
     "ops:schedule_delete":     (("schedule",),   LOGIN,      403,         403,         403,         (405, 302)),
+    # what tenants click (portal/views/): A's VM is a 404 for B; admins see VMs but do not act on them
+    "my_vms":                  ((),              LOGIN,      (200, 405),  (200, 405),  (200, 405),  (200, 405)),
+    "vm_status":               ((),              LOGIN,      (200, 405),  (200, 405),  (200, 405),  (200, 405)),
+    "activity":                ((),              LOGIN,      (200, 405),  (200, 405),  (200, 405),  (200, 405)),
+    "vm":                      (("vm",),         LOGIN,      (200, 405),  (404, 405),  (200, 405),  (200, 405)),
+    "vm_checkpoints":          (("vm",),         LOGIN,      (200, 405),  (404, 405),  (200, 405),  (200, 405)),
+    "vm_checkpoint":           (("vm",),         LOGIN,      (200, 400),  404,         403,         (200, 400)),
+    "vm_restore":              (("vm",),         LOGIN,      (200, 400),  404,         403,         (200, 400)),
+    "vm_power":                (("vm",),         LOGIN,      400,         404,         403,         400),
+    "vm_checkpoint_delete":    (("vm", "checkpoint"), LOGIN, (200, 302),  404,         403,         (200, 302)),
 }
 
 
@@ -115,6 +126,12 @@ class World:
 
     def step(self):
         return self._step.pk
+
+    def vm(self):
+        return self.vm_a.vmm_id
+
+    def checkpoint(self):
+        return Checkpoint.objects.create(vm=self.vm_a, vmm_id=uuid.uuid4(), name=f"cp {next(self.n)}").vmm_id
 
     def schedule(self):
         return RunSchedule.objects.create(name=f"nightly {next(self.n)}", kind="batch-checkpoint", params={"batch": "3"},

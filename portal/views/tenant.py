@@ -5,6 +5,7 @@ from django import forms
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from ops import authz
 from ops.authz import requires
@@ -21,6 +22,7 @@ class VMFilter(forms.Form):
 
 
 @requires("vm.view")
+@require_GET
 def my_vms(request):
     form = VMFilter(request.GET or None)
     vms = visible_vms(request.user)
@@ -43,6 +45,7 @@ def my_vms(request):
 
 
 @requires("vm.view")
+@require_GET
 def vm_status(request):
     """``?id=<vm id>&id=...`` -> {vm id: status}: the status dots of My VMs, polled (only VMs the user may see)."""
     try:
@@ -54,6 +57,7 @@ def vm_status(request):
 
 
 @requires("vm.view")
+@require_GET
 def activity(request):
     """The runs the user started, and the runs acting on their VMs (whoever started them)."""
     runs = authz.restrict(Run.objects.select_related("created_by"), request.user, "run.view")

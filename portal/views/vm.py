@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from ops import authz
 from ops.authz import requires
@@ -42,6 +42,7 @@ def _started(request, vm, run, what):
 
 
 @requires("vm.view")
+@require_GET
 def vm_detail(request, vm_id):
     vm = _vm(request, vm_id)
     page = vm_page(request.user, vm)
@@ -49,6 +50,7 @@ def vm_detail(request, vm_id):
 
 
 @requires("vm.view")
+@require_GET
 def vm_checkpoints(request, vm_id):
     """The checkpoints section alone: the VM page reloads it when a run on the VM ends."""
     vm = _vm(request, vm_id)
@@ -66,7 +68,7 @@ def vm_checkpoint(request, vm_id):
     vm = _vm(request, vm_id)
     authz.require(request.user, "vm.checkpoint", vm)
     page = vm_page(request.user, vm)
-    form = CheckpointForm(request.POST or None, initial={"name": vm_actions.default_name(vm)})
+    form = CheckpointForm(request.POST if request.method == "POST" else None, initial={"name": vm_actions.default_name(vm)})
     if request.method == "POST" and form.is_valid():
         try:
             run = vm_actions.request_checkpoint(request.user, vm, form.cleaned_data["name"], form.cleaned_data["description"])
