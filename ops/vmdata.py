@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 
 from . import authz
 from .models import Checkpoint, CheckpointPermission, Plan, PowerAction, Run, RunTarget, Subscription, VirtualMachine
@@ -30,7 +30,8 @@ def visible_vms(user):
     return (authz.restrict(VirtualMachine.objects.all(), user, "vm.view")
             .select_related("cloud")
             .annotate(subscription_name=Subquery(_subscriptions_of_vm().values("name")[:1]),
-                      newest_checkpoint_at=Max("checkpoints__added_at")))
+                      newest_checkpoint_at=Subquery(Checkpoint.objects.filter(vm=OuterRef("pk"), added_at__isnull=False)
+                                                    .order_by("-added_at").values("added_at")[:1])))
 
 
 def find_vm(user, vm_id, action="vm.view"):
@@ -70,8 +71,9 @@ def vm_page(user, vm) -> VMPage:
     power = [(p.value, p.label) for p in PowerAction if p.value in authz.power_actions(user, vm)] \
         if authz.allowed(user, "vm.power", vm) else []
     runs = authz.restrict(Run.objects.filter(pk__in=RunTarget.objects.filter(vm=vm).values("run_id")), user, "run.view")
-    recent = list(runs.order_by("-pk")[:10])
+    recent = list(runs.select_related("created_by").order_by("-pk")[:11])
     active = next((r for r in recent if r.state in Run.ACTIVE_STATES), None) or vm_actions.active_run(vm)
+    recent = [r for r in recent if r != active][:10]  # the active one shows live above the list
     return VMPage(vm=vm, subscription=sub, plan=plan, checkpoints=checkpoints, can_checkpoint=can_checkpoint,
                   can_restore=authz.allowed(user, "vm.restore", vm) and bool(checkpoints), power=power,
                   checkpoint_plan=vm_actions.checkpoint_plan(vm, plan) if can_checkpoint else None,
