@@ -13,6 +13,11 @@ Every view, service, websocket consumer and CLI command asks here:
     ``allowed`` or PermissionDenied with a message saying who may.
 ``requires(action)``
     view decorator: anonymous -> login page, refused -> 403 with the message.
+``power_actions(user, vm)``
+    which of start / shutdown / stop / save the user may take on that VM.
+
+Templates ask through ``can.<domain>.<verb>`` (portal/context_processors.py, no
+object) and ``{% allowed "vm.restore" vm as ok %}`` (ops/templatetags/slipway.py).
 
 Actions (who: A admin, O operator, T tenant, on rows in the tenant's scope):
 
@@ -137,7 +142,7 @@ def _as_tenant(user, act: Action) -> bool:
 def _subscriptions(user, name: str, vm_ref: str | None = None):
     """The user's subscriptions that grant ``name``; with ``vm_ref``, only the one owning that VM (OuterRef path)."""
     qs = Subscription.objects.filter(members=user).exclude(user_role_id="")
-    if name == "vm.view" or name.endswith(".view"):
+    if name.endswith(".view"):  # a suspended subscription still sees
         qs = qs.filter(state__in=MEMBER_STATES)
     else:
         qs = qs.filter(state=ACTIVE)
@@ -199,10 +204,13 @@ def allowed(user, name: str, obj=None) -> bool:
     return restrict(type(obj)._default_manager.filter(pk=obj.pk), user, name).exists()
 
 
+def _roles_for(act: Action) -> list[str]:
+    return [r for r in roles.ALL_ROLES if r in act.whole or (r == T and act.tenant)]
+
+
 def who_may(name: str) -> str:
     """'operators', 'admins and operators', ... in role order."""
-    act = action(name)
-    names = [f"{r}s" for r in roles.ALL_ROLES if r in act.whole or (r == T and act.tenant)]
+    names = [f"{r}s" for r in _roles_for(action(name))]
     return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -240,8 +248,7 @@ def requires(name: str):
             if not _authenticated(request.user):
                 return redirect_to_login(request.get_full_path())
             if not allowed(request.user, act.name):
-                allowed_roles = [r for r in roles.ALL_ROLES if r in act.whole or (r == T and act.tenant)]
-                raise PermissionDenied(f"This page is for: {', '.join(allowed_roles)}.")
+                raise PermissionDenied(f"This page is for: {', '.join(_roles_for(act))}.")
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -136,3 +136,23 @@ def test_ops_never_imports_portal():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             offenders += [f"{path.relative_to(root.parent)}: {n}" for n in names if n == "portal" or n.startswith("portal.")]
     assert not offenders, "ops must not import portal:\n" + "\n".join(offenders)
+
+
+def test_a_subscription_adopting_a_vmm_user_role_sees_that_roles_vms_after_a_sync(sim, plan, tenant):
+    from ops.inventory.sync import sync_connection
+    role = next(r for r in sim.state()["user_roles"] if r["name"] == "Contoso Silver")
+    expected = {vm["name"] for vm in sim.state()["vms"] if vm.get("user_role") == "Contoso Silver"}
+    sub = Subscription.objects.create(plan=plan, name="Contoso Silver", user_role_id=role["id"].upper())
+    sub.members.add(tenant)
+    assert sync_connection(sim.vmm).ok
+    assert expected and vms(tenant) == expected
+    assert VirtualMachine.objects.get(name=next(iter(expected))).user_role_name == "Contoso Silver"
+
+
+def test_the_allowed_template_tag_asks_authz_per_object(rf, tenant, other_tenant, vm_a):
+    from django.template import Context, Template
+    template = Template('{% load slipway %}{% allowed "vm.checkpoint" vm as ok %}{% if ok %}yes{% else %}no{% endif %}')
+    for user, shown in ((tenant, "yes"), (other_tenant, "no")):
+        request = rf.get("/")
+        request.user = user
+        assert template.render(Context({"request": request, "vm": vm_a})) == shown
