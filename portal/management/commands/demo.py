@@ -197,7 +197,9 @@ class Command(BaseCommand):
                     members = [(User.objects.get(username=u), vmm_user) for u, vmm_user in DEMO_SUBSCRIPTIONS[name]]
                     subscriptions.create_subscription(admin, plan, name, members, adopt_user_role=name)
             except ValidationError as exc:
-                self.stdout.write(self.style.WARNING(f"Demo plan {name}: not set up: {'; '.join(exc.messages)}"))
+                self.stdout.write(self.style.WARNING(
+                    f"Demo plan {name}: not set up: {'; '.join(exc.messages)}. (A simulator state from an older demo? "
+                    f"Stop the demo, delete {settings.DATA_DIR / 'simulator-state.json'} and start it again.)"))
 
     def _sync(self):
         from ops.inventory.sync import sync_all
