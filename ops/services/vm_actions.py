@@ -79,13 +79,15 @@ def vm_plan(vm):
 
 
 def _on_behalf(user, vm) -> tuple[str, str]:
-    """('', '') for operators; the member's VMM identity for a tenant."""
-    if roles.is_staff_role(user) and not roles.is_tenant(user):
+    """The member's VMM identity when the user is a member of the VM's subscription; ('', '') for an
+    operator acting on any other VM (Slipway's own account)."""
+    member = membership(user, vm) if roles.is_tenant(user) else None
+    if member is not None:
+        return member.on_behalf_of()
+    if roles.is_operator(user):
         return "", ""
-    member = membership(user, vm)
-    if member is None:  # authz passed, so this is a tenant in scope: a row without a member is a bug
-        raise ValidationError(f"{user.get_username()} is not a member of the subscription of {vm.name}")
-    return member.on_behalf_of()
+    # authz passed, so this is a tenant in scope: a subscription without this member's row is a bug
+    raise ValidationError(f"{user.get_username()} is not a member of the subscription of {vm.name}")
 
 
 # -- the plan's checkpoint rules --------------------------------------------------------------

@@ -150,3 +150,20 @@ def test_vmm_refuses_on_behalf_of_a_role_whose_permission_was_removed(demo, driv
     assert step.state == "failed" and "New-SCVMCheckpoint" in step.error
     assert _sim_checkpoints(demo, "app01") == ["before-patch-09"]  # nothing made, nothing removed
     assert "No checkpoint of app01 was made" in run.message and "Nothing was removed." in run.message
+
+
+def test_an_operator_acts_as_slipway_and_the_tenant_watches(demo, driver, make_user):
+    from ops import authz
+
+    olga = make_user("olga", "operator")
+    vm = demo.vm("build01")
+    run = vm_actions.request_checkpoint(olga, vm, "by the operator")
+    assert run.params["user"] == "" and run.params["role_id"] == ""
+    assert authz.allowed(demo.alice, "run.view", run) and not authz.allowed(demo.carol, "run.view", run)
+    run = _done(driver, run)
+    assert run.state == Run.State.SUCCEEDED, run.message
+    job = next(j for j in demo.sim.state()["jobs"] if j["cmdlet"] == "New-SCVMCheckpoint")
+    assert job["owner"] != "CONTOSO\\alice"
+    admin = demo.admin
+    with pytest.raises(PermissionDenied):  # admins see VMs; operators act on them
+        vm_actions.request_power(admin, vm, "start")
