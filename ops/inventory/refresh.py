@@ -13,10 +13,12 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from ..fabric import bulk
+from ..fabric import bulk, errors
 from ..fabric.session import session_for
 from ..models import Checkpoint, RunTarget, VirtualMachine
+from . import sync
 
+FULL_SYNC_ABOVE = 200
 FIELDS = ["status", "memory_mb", "owner", "user_role_id", "user_role_name", "checkpoint_count", "oldest_checkpoint_at",
           "is_highly_available", "synced_at"]
 
@@ -51,6 +53,12 @@ def refresh_vms(connection, vms) -> int:
 
 
 def refresh_run_targets(run) -> int:
-    """Re-read the VMs a run acted on (its RunTarget rows)."""
+    """Re-read the VMs a run acted on (its RunTarget rows); beyond ``FULL_SYNC_ABOVE`` of them one full
+    sync of the server (written in bulk) is cheaper than rows one by one."""
     vms = VirtualMachine.objects.filter(pk__in=RunTarget.objects.filter(run=run).values("vm_id"))
+    if vms.count() > FULL_SYNC_ABOVE:
+        record = sync.sync_connection(run.connection, f"run {run.pk}")
+        if not record.ok:
+            raise errors.FabricError(run.connection.name, record.error, cmdlet="inventory sync")
+        return record.counts.get("vms", 0)
     return refresh_vms(run.connection, vms)

@@ -140,6 +140,15 @@ def test_bad_checkpoint_names_are_refused_on_the_form(demo, client, name, messag
     assert not Run.objects.exists()
 
 
+@pytest.mark.parametrize("description, message", [
+    ("d" * 10_000, "at most 1000 characters"), ("hidden \u202e override", "U+202E RIGHT-TO-LEFT OVERRIDE")])
+def test_bad_descriptions_are_refused_on_the_form(demo, client, description, message):
+    client.force_login(demo.alice)
+    resp = client.post(_url("vm_checkpoint", demo.vm("app01")), {"name": "ok", "description": description})
+    assert resp.status_code == 400 and message in _text(resp)
+    assert not Run.objects.exists()
+
+
 def test_checkpoint_post_starts_a_run_shown_live_on_the_vm_page(demo, client):
     client.force_login(demo.alice)
     vm = demo.vm("app01")
