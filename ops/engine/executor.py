@@ -129,7 +129,7 @@ class Increment(StepWork):
         read from the fabric (e.g. the poll's reading of the VMs serves the next steps' checks)."""
         return StepContext(self.run.pk, self.run.params, self.run.context, step.pk, step.action, step.target,
                            step.target_id, step.data, self.run.connection, self.scom_connection(), self.run.created_at,
-                           cache=self.shared)
+                           cache=self.shared, run_uid=str(self.run.uid), scom_name=self.run.params.get("scom") or "")
 
     def progress(self):
         total = self.rb.expected_steps(self.run) or 0

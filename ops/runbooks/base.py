@@ -25,7 +25,7 @@ import typing
 
 from django.core.exceptions import ValidationError
 
-from ..fabric import vmm
+from ..fabric import errors, vmm
 from ..fabric.session import session_for
 
 
@@ -114,6 +114,8 @@ class StepContext:
     scom_connection: typing.Any = None
     created_at: typing.Any = None
     cache: dict = dataclasses.field(default_factory=dict)  # what ``Runbook.prefetch`` read for this increment
+    run_uid: str = ""  # unique across installations and databases: the marker on what the run makes
+    scom_name: str = ""  # the SCOM connection the run was started with (``params['scom']``)
 
     @property
     def vmm(self):
@@ -121,7 +123,12 @@ class StepContext:
 
     @property
     def scom(self):
-        return session_for(self.scom_connection) if self.scom_connection is not None else None
+        """The SCOM session; a connection deleted or disabled since the run started is a typed
+        error naming it (the step fails or waits for the operator), never an AttributeError."""
+        if self.scom_connection is None:
+            raise errors.ConnectionUnusable(self.scom_name or "?", "no SCOM connection of that name exists any more",
+                                            kind="scom")
+        return session_for(self.scom_connection)
 
 
 class Runbook:

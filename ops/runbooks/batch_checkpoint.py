@@ -18,7 +18,10 @@ from ..textcheck import hidden_characters
 from .base import (CUSTOM_PROPERTY, Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
                    cloud_named, connection_named, fabric_check)
 
-MARKER = "[slipway-run:{run}]"
+MARKER = "[slipway-run:{run}]"  # {run} is the run's UUID (Run.uid): unique across installations and databases
+# a checkpoint counts as this run's only if VMM dated it after the run was created, give or take this
+# much difference between the VMM server's clock and ours
+CLOCK_SKEW = dt.timedelta(minutes=1)
 DEFAULT_NAME = "Batch {batch} {date}"
 NAME_FIELDS = ("batch", "vm", "date", "run")
 
@@ -216,10 +219,9 @@ class BatchCheckpoint(Runbook):
         for job_id, c in ctxs.items():
             key = c.target_id.lower()
             vm = vms.get(key)
-            marker = MARKER.format(run=c.run_id)
             ok = ((c.action == "stop-vm" and vm is not None and vm.status == "PowerOff")
                   or (c.action == "start-vm" and vm is not None and vm.status == "Running")
-                  or (c.action == "new-checkpoint" and any(marker in (cp.description or "") for cp in cps.get(key, []))))
+                  or (c.action == "new-checkpoint" and self._ours(c, cps.get(key, [])) is not None))
             if ok:
                 out[job_id] = Outcome.done(self.done_messages[c.action].format(target=c.target), {"job_id": job_id})
         return out
@@ -232,7 +234,7 @@ class BatchCheckpoint(Runbook):
         return dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=int(c.params["maintenance_minutes"]))
 
     def _maintenance_comment(self, c):
-        return f"Slipway run {c.run_id}: batch checkpoint of batch {c.params['batch']}"
+        return f"Slipway run {c.run_id}: batch checkpoint of batch {c.params['batch']} {MARKER.format(run=c.run_uid)}"
 
     def do_maintenance_on(self, c):
         s = c.scom
@@ -300,16 +302,28 @@ class BatchCheckpoint(Runbook):
         date = (c.created_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d")
         return render_name(c.params["checkpoint_name"], batch=c.params["batch"], vm=c.target, date=date, run=c.run_id)
 
+    def _ours(self, c, checkpoints):
+        """The checkpoint this step made (found again after a crash), or None. All of it must match:
+        this run's marker (its UUID, so another database's run 1 is not this run 1), the VM, the name
+        the step asks for, and a creation time after the run was created."""
+        marker, name = MARKER.format(run=c.run_uid), self.checkpoint_name(c)
+        since = c.created_at - CLOCK_SKEW if c.created_at else None
+        for cp in checkpoints:
+            if (c.run_uid and marker in (cp.description or "") and cp.name == name
+                    and (not cp.vm_id or cp.vm_id.lower() == c.target_id.lower())
+                    and (since is None or (cp.added_at is not None and cp.added_at >= since))):
+                return cp
+        return None
+
     def do_new_checkpoint(self, c):
-        marker = MARKER.format(run=c.run_id)
         cached = c.cache.get("checkpoints", {})
         existing = cached[c.target_id.lower()] if c.target_id.lower() in cached else vmm.list_checkpoints(c.vmm, c.target_id)
-        for cp in existing:
-            if marker in (cp.description or ""):
-                return Outcome.done(f"{c.target} already has checkpoint '{cp.name}' from this run",
-                                    {"checkpoint_id": cp.id, "already": True})
+        cp = self._ours(c, existing)
+        if cp is not None:
+            return Outcome.done(f"{c.target} already has checkpoint '{cp.name}' from this run",
+                                {"checkpoint_id": cp.id, "already": True})
         name = self.checkpoint_name(c)
-        desc = f"Batch {c.params['batch']} checkpoint by Slipway {marker}"
+        desc = f"Batch {c.params['batch']} checkpoint by Slipway {MARKER.format(run=c.run_uid)}"
         return Outcome.submit(bulk.new_checkpoint_request(c.target_id, name, desc, c.target),
                               f"Creating checkpoint '{name}' of {c.target}")
 
