@@ -16,7 +16,8 @@ from ..fabric import bulk, errors, scom, vmm
 from ..fabric.session import session_for
 from ..textcheck import hidden_characters
 from .base import (CUSTOM_PROPERTY, Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
-                   cloud_named, connection_named, fabric_check)
+                   OUTAGE_PARAM, cloud_named, connection_named, fabric_check, outage_minutes,
+                   reachable)
 
 MARKER = "[slipway-run:{run}]"  # {run} is the run's UUID (Run.uid): unique across installations and databases
 # a checkpoint counts as this run's only if VMM dated it after the run was created, give or take this
@@ -59,7 +60,7 @@ class BatchCheckpoint(Runbook):
     done_messages = {"stop-vm": "{target} stopped", "new-checkpoint": "{target} checkpointed",
                      "start-vm": "{target} running again"}
     param_names = ("batch", "property", "cloud", "shutdown", "maintenance_reason", "maintenance_minutes",
-                   "checkpoint_name", "connection", "scom", "on_error")
+                   "checkpoint_name", "connection", "scom", "on_error", "outage_minutes")
     params = [
         {"name": "batch", "label": "Batch number", "required": True, "help": "VMs whose custom property holds this value."},
         {"name": "property", "label": "Custom property", "default": "Custom1",
@@ -78,6 +79,7 @@ class BatchCheckpoint(Runbook):
             ("wait", "Wait for the operator (retry, skip or abort)")]},
         {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
         {"name": "scom", "label": "SCOM connection", "help": "Empty: the only enabled SCOM connection; 'none' skips maintenance mode."},
+        OUTAGE_PARAM,
     ]
 
     def prepare(self, raw, check_fabric=True):
@@ -108,10 +110,13 @@ class BatchCheckpoint(Runbook):
         on_error = bad.take(as_choice, raw.get("on_error"), "on_error", ("compensate", "wait"), "compensate")
         conn = bad.take(connection_named, raw.get("connection"), "vmm")
         scom_conn = bad.take(connection_named, raw.get("scom"), "scom", required=False)
+        outage = bad.take(outage_minutes, raw)
         bad.raise_any()  # the fabric is asked only about parameters that are right
         cloud = str(raw.get("cloud") or "").strip()
         claims = []
         if check_fabric:
+            if scom_conn is not None:   # every server the run will use answers, before anything runs
+                reachable(scom_conn, "scom")
             s = session_for(conn)
             if cloud:
                 cloud = cloud_named(s, conn, cloud)
@@ -122,7 +127,7 @@ class BatchCheckpoint(Runbook):
             claims = sorted(vm.id.lower() for vm in vms)
         params = {"batch": batch, "property": prop, "cloud": cloud, "shutdown": shutdown, "maintenance_reason": reason,
                   "maintenance_minutes": minutes, "checkpoint_name": template, "connection": conn.name,
-                  "scom": scom_conn.name if scom_conn else "", "on_error": on_error}
+                  "scom": scom_conn.name if scom_conn else "", "on_error": on_error, "outage_minutes": outage}
         title = f"Batch checkpoint: batch {batch} ({prop}{', cloud ' + cloud if cloud else ''})"
         key = f"{conn.name}:{prop}={batch}" + (f":cloud={cloud.lower()}" if cloud else "")
         return Prepared(params, conn, title, key, claims)

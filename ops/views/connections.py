@@ -1,5 +1,6 @@
 """Server connections (admins): VMM, SCOM and ConfigMgr servers."""
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -35,8 +36,12 @@ def connection_edit(request, pk=None):
 def connection_delete(request, pk):
     conn = get_object_or_404(ServerConnection, pk=pk)
     name = conn.name
-    service.delete_connection(request.user, conn)
-    messages.success(request, f"Connection {name} deleted.")
+    try:
+        service.delete_connection(request.user, conn)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Connection {name} deleted.")
     return redirect("ops:connections")
 
 
