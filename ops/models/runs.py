@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class RunQuerySet(models.QuerySet):
@@ -83,6 +84,14 @@ class Run(models.Model):
     def can_stop(self) -> bool:
         """Cancel is offered while the run is active and nobody asked to stop it yet."""
         return self.is_active and not self.cancel_requested and not self.abort_requested
+
+    @property
+    def next_try_in(self) -> str:
+        """A paused run's next try, for the page: "8 s", "now"."""
+        if self.next_try_at is None:
+            return ""
+        left = (self.next_try_at - timezone.now()).total_seconds()
+        return f"{left:.0f} s" if left >= 1 else "now"
 
     @property
     def shown_progress(self) -> int:

@@ -366,13 +366,17 @@ class BatchCheckpoint(Runbook):
         if outcome == "succeeded":
             return f"Batch {run.params['batch']}: {done}."
         missing = []
-        for action, label in (("new-checkpoint", "no new checkpoint"), ("start-vm", "not started again"),
-                              ("maintenance-off", "maintenance mode not ended")):
-            names = [s.target for s in not_ok(action)]
-            if action == "new-checkpoint" and by.get("new-checkpoint") is None and n:
-                names = [v["name"] for v in run.context.get("vms", [])]
-            if names:
-                missing.append(f"{label}: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}")
+        names = [s.target for s in not_ok("new-checkpoint")]
+        if by.get("new-checkpoint") is None and n:
+            names = [v["name"] for v in run.context.get("vms", [])]
+        if names:
+            missing.append(f"no new checkpoint: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}")
+        # what the clean-up could not undo, each with its cause and what to do by hand
+        for action, left, by_hand in (("start-vm", "left stopped", "start it by hand"),
+                                      ("maintenance-off", "left in SCOM maintenance mode", "end maintenance by hand")):
+            for s in not_ok(action)[:20]:
+                cause = (s.error or f"the step was {s.state}").rstrip(".")
+                missing.append(f"{s.target} {left}: {cause}; {by_hand}")
         head = run.context.get("engine", {}).get("failure") or ""
         verb = "cancelled" if outcome == "cancelled" else "failed"
         text = f"Batch {run.params['batch']} {verb}"
