@@ -81,6 +81,26 @@ class WorkerSite:
             pass
         proc.wait(timeout=30)
 
+    def wait_ready(self, proc, timeout=60):
+        """Until the cluster's workers are up (each starts its reaper loop, ops/engine/reaper.py)."""
+        log = Path(self.tmp) / f"qcluster-{self.clusters.index(proc)}.log"
+        self.wait_for(lambda: log.exists() and "reaper loop started" in log.read_text(), timeout)
+
+    def driving_cluster(self, run_id, timeout=30):
+        """The cluster whose worker holds the run's lease (a token names its worker's pid)."""
+        owner = self.wait_for(lambda: self.query("select lease_owner from ops_run where id = ?", run_id)[0][0], timeout)
+        pgid = os.getpgid(int(owner.split(":")[1]))
+        return next(p for p in self.clusters if p.pid == pgid)
+
+    def kill_driver_with_spare(self, run_id):
+        """Start a spare cluster, wait until it is ready, then SIGKILL the cluster driving the run.
+        Returns (killed, spare) once the kill is done."""
+        spare = self.start_cluster()
+        self.wait_ready(spare)
+        driving = self.driving_cluster(run_id)
+        self.kill_cluster(driving)
+        return driving, next(p for p in self.clusters if p is not driving)
+
     def query(self, sql, *args):
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         try:

@@ -16,6 +16,7 @@ stays as a backstop.
 """
 import datetime as dt
 import logging
+import os
 import threading
 import time
 
@@ -59,6 +60,7 @@ def start_loop(**_signal) -> None:
             return
         _loop["thread"] = threading.Thread(target=_reap_forever, name="slipway-reaper", daemon=True)
         _loop["thread"].start()
+    log.info("reaper loop started in worker process %s (every %g s)", os.getpid(), reaper_seconds())
 
 
 def _reap_forever() -> None:
