@@ -27,7 +27,7 @@ def run(options) -> dict:
     server = start_simulator(engine, port=0)
     site = None
     try:
-        site = WorkerSite(engine, server, bound=2, workers=2, lease_seconds=options["lease"])
+        site = WorkerSite(engine, server, bound=2, workers=2, lease_seconds=options["lease"], debug_log=True)
         first = site.start_cluster()
         site.wait_ready(first)
         run_id = site.start_run("batch-checkpoint", batch="3")

@@ -131,9 +131,11 @@ class Blocking:
         run = self.run
         if run.state != Run.State.PAUSED or run.paused_since is None:
             return
-        gone = (timezone.now() - run.paused_since).total_seconds()
+        now = timezone.now()
+        gone = (now - run.paused_since).total_seconds()
         run.state, run.paused_since, run.next_try_at, run.message = Run.State.RUNNING, None, None, ""
-        self.commit(run_fields=["state", "paused_since", "next_try_at", "message"],
+        run.started_at = run.started_at or now   # paused before its first step
+        self.commit(run_fields=["state", "paused_since", "next_try_at", "message", "started_at"],
                     events=[Event(f"Run resumed: the servers answer again (paused for {gone:.0f} s)", "success")])
 
     def giving_up(self) -> bool:

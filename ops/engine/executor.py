@@ -23,6 +23,7 @@ the start of an increment belongs to a crashed attempt: its action runs again
 (it finds the checkpoint or the stopped VM and does not act twice).
 """
 import logging
+import os
 import time
 
 from django.conf import settings
@@ -67,6 +68,7 @@ def wake(run_id: int) -> bool:
 def advance(run_id: int, token: str) -> str:
     if not lease.take(run_id, token):
         return "not-leased"
+    log.debug("run %s: task %s runs in worker process %s", run_id, token, os.getpid())
     with lease.Heartbeat(run_id, token):
         return _advance(run_id, token)
 
@@ -249,7 +251,8 @@ class Increment(Blocking, StepWork):
                     s.state, s.job_id, s.finished_at = Step.State.CANCELLED, "", timezone.now()
                     changed.append((s, ("state", "job_id", "finished_at")))
         running = sum(1 for s in steps if s.state == Step.State.RUNNING)
-        msg = f"Cancelling: {len(changed)} steps of phase '{phase.title}' will not run"
+        verb = "Aborting" if self.run.abort_requested else "Cancelling"
+        msg = f"{verb}: {len(changed)} steps of phase '{phase.title}' will not run"
         if running:
             msg += (f"; waiting for {running} running step{'s' if running != 1 else ''} to finish (a VMM job "
                     f"that does not end fails after the job timeout, {getattr(self.run.connection, 'job_timeout', 3600)} s)")

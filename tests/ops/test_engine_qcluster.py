@@ -16,12 +16,12 @@ def vms_of(engine, batch):
 
 
 @contextlib.contextmanager
-def run_under_way(until_checkpoints):
+def run_under_way(until_checkpoints, time_scale=0.1):
     """A site with one cluster driving batch 3 (lease 3 s), once that many checkpoints are made."""
     from tests.conftest import start_sim
 
-    engine, server = start_sim(time_scale=0.1)  # shutdown 0.6 s, checkpoint 0.4 s, start 0.5 s
-    site = WorkerSite(engine, server, bound=2, workers=2, lease_seconds=3)
+    engine, server = start_sim(time_scale=time_scale)  # at 0.1: shutdown 0.6 s, checkpoint 0.4 s, start 0.5 s
+    site = WorkerSite(engine, server, bound=2, workers=2, lease_seconds=3, debug_log=True)
     try:
         before = vms_of(engine, 3)
         first = site.start_cluster()
@@ -66,9 +66,11 @@ def test_a_live_cluster_takes_over_the_run_of_a_killed_one():
     """Two clusters; the one driving the run is SIGKILLed and never restarted: the other one takes
     the run over (its reaper loop notices the expired lease) and finishes it, with no checkpoint
     made twice. How fast is measured by `manage.py bench takeover`, not here."""
-    with run_under_way(1) as (site, engine, first, run_id, before):
+    with run_under_way(1, time_scale=0.5) as (site, engine, first, run_id, before):   # a run of ~45 s
         killed, survivor = site.kill_driver_with_spare(run_id)
-        row = site.wait_final(run_id, timeout=120)
+        row = site.wait_final(run_id, timeout=240)
         assert row["state"] == "succeeded", row["message"]
         assert survivor.poll() is None and killed.poll() is not None and len(site.clusters) == 2  # none restarted
         assert_done_once(engine, before)
+        messages = [m for (m,) in site.query("select message from ops_runevent where run_id = ? order by seq", run_id)]
+        assert any("lease expired" in m and "another worker takes it over" in m for m in messages), messages
