@@ -306,9 +306,9 @@ def _forget_every_run():
     from django.core.management.color import no_style
     from django.db import connection
 
-    tables = ["ops_runevent", "ops_step", "ops_run"]
+    Run.objects.all().delete()   # with their steps and events
     with connection.cursor() as cursor:
-        for sql in connection.ops.sql_flush(no_style(), tables, reset_sequences=True):
+        for sql in connection.ops.sequence_reset_by_name_sql(no_style(), [{"table": "ops_run", "column": "id"}]):
             cursor.execute(sql)
 
 
