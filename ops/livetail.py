@@ -26,6 +26,7 @@ from django.conf import settings
 
 from .live import POKE_TYPE, run_group
 from .models import Run, RunEvent, Step
+from .models.runs import state_label
 from .runbooks.registry import phase_label
 
 log = logging.getLogger("slipway.live")
@@ -37,7 +38,8 @@ FULL_STEP_SCAN_SECONDS = 2.0
 GROUP_REJOIN_SECONDS = 3600.0  # channels-redis forgets group members after a day
 IDLE_POLL_SECONDS = 1.0  # a finished run is re-read less often (an operator may still retry a step)
 
-RUN_FIELDS = ("id", "kind", "state", "phase", "progress", "message", "cancel_requested", "started_at", "finished_at")
+RUN_FIELDS = ("id", "kind", "state", "phase", "progress", "message", "cancel_requested", "abort_requested", "started_at",
+              "finished_at")
 STEP_FIELDS = ("id", "index", "phase", "action", "target", "compensation", "state", "progress", "attempts", "error", "job_id")
 
 
@@ -73,7 +75,7 @@ def event_dict(row) -> dict:
 
 def run_dict(row) -> dict:
     out = dict(row)
-    out["state_label"] = str(Run.State(row["state"]).label) if row["state"] in Run.State.values else row["state"]
+    out["state_label"] = state_label(row["state"], row["cancel_requested"], row["abort_requested"])
     out["is_active"] = row["state"] in Run.ACTIVE_STATES
     out["phase_label"] = phase_label(row["kind"], row["phase"], row["state"])
     out["started_at"] = _iso(row["started_at"])

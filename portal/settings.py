@@ -140,8 +140,8 @@ SLIPWAY_EVENT_POLL_SECONDS = float(os.environ.get("SLIPWAY_EVENT_POLL_SECONDS", 
 #   retry    - a task not acknowledged after this many seconds is handed out
 #              again. retry > timeout, so a live task is never duplicated;
 #   max_attempts - bounded redelivery of a task whose worker died.
-# A run whose worker died is resumed by the reaper (a Schedule run on each pass of django-q2's scheduler, every 30 s)
-# once its lease expires (SLIPWAY_LEASE_SECONDS).
+# A run whose worker died is resumed once its lease expires (SLIPWAY_LEASE_SECONDS, renewed by a heartbeat
+# while its task lives) by the reaper loop every worker runs (SLIPWAY_REAPER_SECONDS; ops/engine/reaper.py).
 Q_CLUSTER = {
     "name": "slipway",
     "workers": int(os.environ.get("SLIPWAY_WORKERS", "4")),
@@ -159,7 +159,8 @@ if REDIS_URL and env_bool("SLIPWAY_REDIS_BROKER", True):
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
-SLIPWAY_LEASE_SECONDS = int(os.environ.get("SLIPWAY_LEASE_SECONDS", "30"))
+SLIPWAY_LEASE_SECONDS = float(os.environ.get("SLIPWAY_LEASE_SECONDS", "8"))
+SLIPWAY_REAPER_SECONDS = float(os.environ.get("SLIPWAY_REAPER_SECONDS", "2"))
 # A task keeps its run's lease for up to this long, advancing it in small
 # committed increments, then hands it to the next task (see ops/engine/executor.py).
 SLIPWAY_ENGINE_SLICE_SECONDS = float(os.environ.get("SLIPWAY_ENGINE_SLICE_SECONDS", "8"))

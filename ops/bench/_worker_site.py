@@ -38,7 +38,7 @@ roles.grant(u, "operator")
 
 
 class WorkerSite:
-    def __init__(self, engine, server, *, bound=8, workers=2, lease_seconds=30, keep=False):
+    def __init__(self, engine, server, *, bound=8, workers=2, lease_seconds=8, keep=False, debug_log=False):
         self.engine, self.server = engine, server
         self.tmp = tempfile.mkdtemp(prefix="slipway-site-")
         self.db = os.path.join(self.tmp, "slipway.sqlite3")
@@ -48,6 +48,7 @@ class WorkerSite:
             **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
             "SQLITE_PATH": self.db, "SLIPWAY_DATA_DIR": self.tmp, "SLIPWAY_WORKERS": str(workers),
             "SLIPWAY_LEASE_SECONDS": str(lease_seconds), "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "SLIPWAY_LOG_LEVEL": "DEBUG" if debug_log else "INFO",
             "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(40), "PYTHONUNBUFFERED": "1",
         }
         self.manage(["migrate", "--noinput"])
@@ -80,6 +81,33 @@ class WorkerSite:
         except ProcessLookupError:
             pass
         proc.wait(timeout=30)
+
+    def wait_ready(self, proc, timeout=60):
+        """Until the cluster's workers are up (each starts its reaper loop, ops/engine/reaper.py)."""
+        log = Path(self.tmp) / f"qcluster-{self.clusters.index(proc)}.log"
+        self.wait_for(lambda: log.exists() and "reaper loop started" in log.read_text(), timeout)
+
+    def driving_cluster(self, run_id):
+        """The cluster whose worker runs the run's current task: the newest "run N: task ... runs in
+        worker process PID" line of the clusters' logs (the site logs at DEBUG, ops/engine/executor.py)."""
+        newest = ("", None)
+        for proc in self.clusters:
+            log = Path(self.tmp) / f"qcluster-{self.clusters.index(proc)}.log"
+            for line in log.read_text().splitlines() if log.exists() else []:
+                if f" run {run_id}: task " in line and line[:23] > newest[0]:
+                    newest = (line[:23], proc)   # "2026-12-02 19:40:01,123" sorts as text
+        if newest[1] is None:
+            raise LookupError(f"no cluster has run a task of run {run_id}")
+        return newest[1]
+
+    def kill_driver_with_spare(self, run_id):
+        """Start a spare cluster, wait until it is ready, then SIGKILL the cluster driving the run.
+        Returns (killed, spare) once the kill is done."""
+        spare = self.start_cluster()
+        self.wait_ready(spare)
+        driving = self.driving_cluster(run_id)
+        self.kill_cluster(driving)
+        return driving, next(p for p in self.clusters if p is not driving)
 
     def query(self, sql, *args):
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)

@@ -23,6 +23,7 @@ the start of an increment belongs to a crashed attempt: its action runs again
 (it finds the checkpoint or the stopped VM and does not act twice).
 """
 import logging
+import os
 import time
 
 from django.conf import settings
@@ -36,6 +37,7 @@ from ..models import Run, ServerConnection, Step
 from ..runbooks import registry
 from ..runbooks.base import StepContext
 from . import lease
+from .blocking import Blocking, pause_seconds  # noqa: F401 - re-exported for tests
 from .events import Event, emit_many
 from .steps import GROUP_WINDOW, RESERVED, TRANSIENT, StepWork, poll_seconds  # noqa: F401 - re-exported for tests
 
@@ -45,11 +47,6 @@ log = logging.getLogger("slipway.engine")
 
 def slice_seconds() -> float:
     return float(getattr(settings, "SLIPWAY_ENGINE_SLICE_SECONDS", 8.0))
-
-
-
-def pause_seconds() -> float:
-    return float(getattr(settings, "SLIPWAY_ENGINE_PAUSE_SECONDS", 10.0))
 
 
 def enqueue(run_id: int, token: str) -> None:
@@ -63,7 +60,7 @@ def wake(run_id: int) -> bool:
     """Start a new chain for a run nobody drives (after an operator action).
     A live chain is left alone: it sees the change on its next increment."""
     token = lease.new_token()
-    if lease.claim_free(run_id, token):
+    if lease.claim_free(run_id, token, released_ok=True):
         transaction.on_commit(lambda: enqueue(run_id, token))
         return True
     return False
@@ -72,11 +69,26 @@ def wake(run_id: int) -> bool:
 def advance(run_id: int, token: str) -> str:
     if not lease.take(run_id, token):
         return "not-leased"
+    log.debug("run %s: task %s runs in worker process %s", run_id, token, os.getpid())
+    with lease.Heartbeat(run_id, token):
+        return _advance(run_id, token)
+
+
+def _advance(run_id: int, token: str) -> str:
     deadline = time.monotonic() + slice_seconds()
     engine = Increment(run_id, token)
     try:
         while True:
-            delay = engine.step()
+            try:
+                delay = engine.step()
+            except TRANSIENT as exc:
+                if not engine.giving_up():
+                    raise
+                engine.give_up(exc)   # aborting: what needs that server is left undone, the rest goes on
+                delay = 0
+            else:
+                if delay is not None:
+                    engine.answered()
             if delay is None:
                 return "stopped"
             if time.monotonic() + delay >= deadline:
@@ -88,15 +100,13 @@ def advance(run_id: int, token: str) -> str:
         log.warning("run %s: lease lost, stopping this task", run_id)
         return "lease-lost"
     except TRANSIENT as exc:
-        engine.pause(str(exc), wait_here=True)
-        return "paused"
+        return engine.blocked(exc)
     except Exception as exc:  # a bug must not hot-loop: pause, the reaper retries later
         log.exception("run %s: engine error", run_id)
-        engine.pause(f"engine error: {exc.__class__.__name__}: {exc}")
-        return "error"
+        return engine.engine_error(exc)
 
 
-class Increment(StepWork):
+class Increment(Blocking, StepWork):
     def __init__(self, run_id, token):
         self.run_id = run_id
         self.token = token
@@ -126,12 +136,23 @@ class Increment(StepWork):
             self._conns[name] = ServerConnection.objects.filter(kind="scom", name=name).first()
         return self._conns[name]
 
+    def check_connections(self):
+        """The VMM connection the run uses must still exist and be enabled: else it waits for the
+        operator, saying which and why (a deleted or disabled connection never pauses a run silently).
+        The SCOM connection is checked by the steps that use it (``StepContext.scom``)."""
+        conn = self.run.connection
+        name = self.run.params.get("connection") or "?"
+        if conn is None:
+            raise errors.ConnectionUnusable(name, "no VMM connection of that name exists any more")
+        if not conn.enabled:
+            raise errors.ConnectionUnusable(conn.name, "the connection is disabled; enable it, then retry the run")
+
     def ctx(self, step):
         """A step's context; every step of one increment shares ``cache``: what this increment
         read from the fabric (e.g. the poll's reading of the VMs serves the next steps' checks)."""
         return StepContext(self.run.pk, self.run.params, self.run.context, step.pk, step.action, step.target,
                            step.target_id, step.data, self.run.connection, self.scom_connection(), self.run.created_at,
-                           cache=self.shared)
+                           cache=self.shared, run_uid=str(self.run.uid), scom_name=self.run.params.get("scom") or "")
 
     def progress(self):
         total = self.rb.expected_steps(self.run) or 0
@@ -175,34 +196,6 @@ class Increment(StepWork):
             lease.hand_over(self.run_id, self.token, new)
             transaction.on_commit(lambda: enqueue(self.run_id, new))
 
-    def pause(self, why, wait_here=False):
-        """Mark the run paused and say why. A server that does not answer (``wait_here``): this task
-        keeps the lease, waits the pause out and hands the run to the next task, so it resumes on
-        time. An engine error: the lease is released until then and the reaper, on its next pass
-        (django-q2's scheduler looks every 30 s), resumes the run: a bug must not hot-loop."""
-        try:
-            run = self.load()
-        except Run.DoesNotExist:
-            return
-        wait = min(pause_seconds(), lease.lease_seconds() * 0.8) if wait_here else pause_seconds()
-        until = timezone.now() + timezone.timedelta(seconds=wait)
-        when = f"tries again in {wait:g} s" if wait_here else f"resumes in {wait:g}-{wait + 30:g} s"
-        try:
-            with transaction.atomic():
-                lease.renew(run.pk, self.token)
-                Step.objects.filter(run=run, state=Step.State.RUNNING, job_id=RESERVED).update(
-                    state=Step.State.PENDING, job_id="")
-                run.state = Run.State.PAUSED
-                run.save(update_fields=["state"])
-                emit_many(run, [Event(f"{why} — the run is paused and {when}", "warning")])
-                if not wait_here:
-                    lease.release(run.pk, self.token, until=until)
-            if wait_here:
-                time.sleep(wait)   # well inside the lease (renewed above) and django-q2's task timeout
-                self.hand_over()
-        except lease.LeaseLost:
-            pass
-
     # -- one increment -----------------------------------------------------------------
     def step(self):
         """Do one increment; return the delay before the next (0: at once), or None to stop."""
@@ -211,7 +204,11 @@ class Increment(StepWork):
         if run.state in Run.FINAL_STATES or run.state == Run.State.WAITING:
             lease.release(run.pk, self.token)
             return None
-        if run.state in (Run.State.QUEUED, Run.State.PAUSED):
+        if not run.phase and (run.cancel_requested or run.abort_requested):
+            return self.finish([Event("Stopped before it began: nothing was done", "warning")])
+        if not run.abort_requested:
+            self.check_connections()
+        if run.state == Run.State.QUEUED or (run.state == Run.State.PAUSED and run.paused_since is None):
             first = run.state == Run.State.QUEUED
             run.state = Run.State.RUNNING
             fields = ["state"]
@@ -223,7 +220,7 @@ class Increment(StepWork):
         if not run.phase:
             return self.begin_phase(self.rb.phases[0])
         steps = list(run.steps.filter(phase=run.phase).order_by("index"))
-        if run.cancel_requested and not self.eng.get("cancel_seen"):
+        if (run.cancel_requested or run.abort_requested) and not self.eng.get("cancel_seen"):
             self.cancel_pending(steps)
             return 0
         changed = self.poll(steps)
@@ -255,7 +252,8 @@ class Increment(StepWork):
                     s.state, s.job_id, s.finished_at = Step.State.CANCELLED, "", timezone.now()
                     changed.append((s, ("state", "job_id", "finished_at")))
         running = sum(1 for s in steps if s.state == Step.State.RUNNING)
-        msg = f"Cancelling: {len(changed)} steps of phase '{phase.title}' will not run"
+        verb = "Aborting" if self.run.abort_requested else "Cancelling"
+        msg = f"{verb}: {len(changed)} steps of phase '{phase.title}' will not run"
         if running:
             msg += (f"; waiting for {running} running step{'s' if running != 1 else ''} to finish (a VMM job "
                     f"that does not end fails after the job timeout, {getattr(self.run.connection, 'job_timeout', 3600)} s)")
@@ -266,10 +264,9 @@ class Increment(StepWork):
         run, eng = self.run, self.eng
         phase = self.phase_obj(run.phase)
         failed = [s for s in steps if s.state == Step.State.FAILED]
-        stopping = bool(eng.get("failure")) or run.cancel_requested or eng.get("abort")
         # with on_error=wait every failure waits for the operator, the clean-up phases' too (a VM not
         # started again is the failure most worth a retry); not once the operator said stop or abort
-        waits = self.rb.on_error(run) == "wait" and not run.cancel_requested and not eng.get("abort") and (
+        waits = self.rb.on_error(run) == "wait" and not run.cancel_requested and not run.abort_requested and (
             phase.always or not eng.get("failure"))
         if failed and waits:
             run.state = Run.State.WAITING
@@ -283,7 +280,7 @@ class Increment(StepWork):
         if failed and not eng.get("failure"):
             eng["failure"] = failed[0].error
             eng["failed_targets"] = [s.target for s in failed]
-        stopping = bool(eng.get("failure")) or run.cancel_requested or eng.get("abort")
+        stopping = bool(eng.get("failure")) or run.cancel_requested or run.abort_requested
         names = [p.name for p in self.rb.phases]
         rest = self.rb.phases[names.index(run.phase) + 1:]
         notes = []
@@ -291,7 +288,7 @@ class Increment(StepWork):
             rest = [p for p in rest if p.always]
             if rest and not eng.get("compensating"):
                 eng["compensating"] = True
-                why = "cancelled" if run.cancel_requested else "aborted" if eng.get("abort") else "a step failed"
+                why = "aborted" if run.abort_requested else "cancelled" if run.cancel_requested else "a step failed"
                 notes.append(Event(f"Compensation ({why}): " + ", then ".join(p.title for p in rest), "warning"))
         return self.begin_phase(rest[0] if rest else None, notes)
 
@@ -324,7 +321,7 @@ class Increment(StepWork):
     def finish(self, notes):
         run, eng = self.run, self.eng
         notes = list(notes) + self.refresh_targets()
-        if eng.get("abort"):
+        if run.abort_requested:
             state = Run.State.FAILED
         elif run.cancel_requested:
             state = Run.State.CANCELLED
@@ -335,8 +332,8 @@ class Increment(StepWork):
         run.state, run.finished_at = state, timezone.now()
         steps = list(run.steps.order_by("index"))
         run.message = self.rb.summarize(run, steps, state)
-        if eng.get("abort") and eng.get("aborted_by"):
-            run.message = f"Aborted by {eng['aborted_by']}. {run.message}"
+        if run.abort_requested:
+            run.message = f"Aborted by {run.abort_by or 'the operator'}. {run.message}"
         # a failure the operator chose to skip is not a success to keep quiet about
         passed_over = [s for s in steps if s.state == Step.State.SKIPPED and s.result.get("errors")]
         if passed_over:
@@ -345,7 +342,9 @@ class Increment(StepWork):
         if state == Run.State.SUCCEEDED:
             run.progress = 100
         level = {"succeeded": "warning" if passed_over else "success", "cancelled": "warning"}.get(state, "error")
-        self.commit(run_fields=["state", "finished_at", "message", "progress", "context", "phase"],
+        run.paused_since = run.next_try_at = None
+        self.commit(run_fields=["state", "finished_at", "message", "progress", "context", "phase", "paused_since",
+                                "next_try_at"],
                     events=notes + [Event(run.message, level, data={"state": state, "final": True})],
                     release=True, progress=False)
         return None

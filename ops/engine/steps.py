@@ -21,7 +21,9 @@ from .events import Event
 log = logging.getLogger("slipway.engine")
 
 RESERVED = "reserved"
-TRANSIENT = (errors.FabricUnreachable, errors.FabricTimeout, errors.FabricAuthError)
+# errors that stop the whole increment, not one step: the server (or its connection) cannot be used.
+# The run pauses (an outage) or waits for the operator (ops/engine/blocking.py).
+TRANSIENT = (errors.FabricUnreachable, errors.FabricTimeout, errors.FabricAuthError, errors.ConnectionUnusable)
 MAX_LATER = 120  # a target still busy after this many tries fails the step
 SYNC_PARALLEL = 4  # steps without a VMM job (SCOM calls, discovery) run at most this many at once
 BATCH_SIZE = 500  # steps of a batchable action (runbook.batch_<action>) done together in one call
@@ -40,6 +42,13 @@ def poll_seconds() -> float:
 
 
 class StepWork:
+    def vmm_connection(self):
+        """The run's VMM connection; gone (deleted) is a typed error naming it, never an AttributeError."""
+        if self.run.connection is None:
+            raise errors.ConnectionUnusable(self.run.params.get("connection") or "?",
+                                            "no VMM connection of that name exists any more")
+        return self.run.connection
+
     # -- jobs in flight ------------------------------------------------------------------
     def poll(self, steps):
         """Look at the run's in-flight jobs. Jobs that left ``Get-SCJob -Running`` free their
@@ -50,7 +59,7 @@ class StepWork:
         if not inflight:
             return False
         t = time.perf_counter()
-        running = self.rb.running_jobs(self.run.connection, [s.job_id for s in inflight])
+        running = self.rb.running_jobs(self.vmm_connection(), [s.job_id for s in inflight])
         if running is None:
             jobs = self.rb.check_jobs(self.run.connection, {s.job_id: self.ctx(s) for s in inflight})
         else:
@@ -211,7 +220,9 @@ class StepWork:
     def act_batch(self, ctxs):
         try:
             outcomes = self.rb.batch_action(ctxs[0].action)(ctxs)
-        except TRANSIENT:
+        except TRANSIENT as exc:
+            if self.giving_up():
+                return [Outcome.failed(str(exc)) for _ in ctxs]
             raise
         except errors.FabricError:
             return [self.act(c) for c in ctxs]  # one bad object must not fail the others: one at a time
@@ -222,7 +233,7 @@ class StepWork:
         asked = [s for s in steps if outcomes[s.pk].kind == "submit"]
         if not asked:
             return
-        results = bulk.submit_jobs(session_for(self.run.connection), [outcomes[s.pk].request for s in asked])
+        results = bulk.submit_jobs(session_for(self.vmm_connection()), [outcomes[s.pk].request for s in asked])
         for s, result in zip(asked, results):
             message = outcomes[s.pk].message
             if isinstance(result, TRANSIENT):
@@ -237,7 +248,9 @@ class StepWork:
     def act(self, ctx):
         try:
             return self.rb.act(ctx)
-        except TRANSIENT:
+        except TRANSIENT as exc:
+            if self.giving_up():   # aborting: what needs that server is left undone, named in the outcome
+                return Outcome.failed(str(exc))
             raise
         except errors.VMBusy as exc:
             return Outcome.later(f"{exc}; will try again", 2.0)
@@ -249,6 +262,7 @@ class StepWork:
 
     def reserve(self, wanted):
         run = self.run
+        self.vmm_connection()
         with transaction.atomic():
             lease.renew(run.pk, self.token)
             conn = ServerConnection.objects.select_for_update().get(pk=run.connection_id)

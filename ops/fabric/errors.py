@@ -1,5 +1,6 @@
 """Typed fabric errors. ``str(exc)`` is the sentence a user sees, e.g.
 ``VMM server vmm01: New-SCVMCheckpoint on web03 failed: <server's message>``."""
+import socket
 
 
 class FabricError(Exception):
@@ -30,6 +31,14 @@ class FabricUnreachable(FabricError):
 
 class FabricAuthError(FabricError):
     """The server refused the credentials."""
+
+
+class ConnectionUnusable(FabricError):
+    """The connection a run uses was deleted or disabled: no call was made. Not an outage:
+    the run waits for the operator (enable or re-create it and retry, or abort)."""
+
+    def describe(self) -> str:
+        return f"{self.server_label} {self.server}: {self.message}"
 
 
 class FabricTimeout(FabricError):
@@ -64,3 +73,32 @@ class JobFailed(FabricError):
     def __init__(self, server, message, *, job=None, **kw):
         self.job = job
         super().__init__(server, message, **kw)
+
+
+NAME_NOT_RESOLVED = ("Name or service not known", "nodename nor servname", "No address associated with hostname",
+                     "getaddrinfo failed", "Failed to resolve", "Temporary failure in name resolution")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when waiting may help: the server did not answer in time, or refused or dropped the
+    connection. Not an outage (waiting cannot fix it; the operator must act): credentials refused,
+    a host name that does not resolve, a connection deleted or disabled."""
+    if isinstance(exc, (FabricAuthError, ConnectionUnusable)):
+        return False
+    if isinstance(exc, FabricUnreachable):
+        return not _name_not_resolved(exc)
+    return isinstance(exc, FabricTimeout)
+
+
+def _name_not_resolved(exc: BaseException) -> bool:
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return True
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return any(text in str(exc) for text in NAME_NOT_RESOLVED)

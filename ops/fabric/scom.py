@@ -33,6 +33,11 @@ def _instance_pipe(name: str):
     return [cmd("Get-SCOMClassInstance", Name=name)]
 
 
+def check(s: FabricSession) -> None:
+    """Connect, authenticate and read once (a run's start check): raises the server's own error."""
+    s.run([[cmd("Get-SCOMMaintenanceMode"), cmd("Out-Null")]], cmdlet="Get-SCOMMaintenanceMode")
+
+
 def get_maintenance(s: FabricSession, instance_name: str) -> MaintenanceInfo | None:
     check_literal_name(s, instance_name, "monitored computer", "Get-SCOMMaintenanceMode")
     rows = parse_json_output(

@@ -4,8 +4,11 @@ A Run is advanced by the engine (``ops.engine``) one step per task under a
 lease; every state change is committed together with the RunEvent rows that
 describe it. Watchers (browser, CLI) read RunEvent rows ordered by ``seq``.
 """
+import uuid
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Run(models.Model):
@@ -34,7 +37,13 @@ class Run(models.Model):
     connection = models.ForeignKey("ops.ServerConnection", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
     target_key = models.CharField(max_length=255, blank=True, db_index=True,
                                   help_text="What the run works on (e.g. 'vmm01:batch:Custom1=3'); two active runs of one kind never share it.")
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
+                           help_text="Unique across installations and databases: the marker on what the run makes in the fabric.")
     cancel_requested = models.BooleanField(default=False)
+    abort_requested = models.BooleanField(default=False, help_text="The operator gave up: undo what can be undone, then fail.")
+    abort_by = models.CharField(max_length=150, blank=True)
+    paused_since = models.DateTimeField(null=True, blank=True, help_text="A server has not answered since then.")
+    next_try_at = models.DateTimeField(null=True, blank=True, help_text="When a paused run tries again.")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -54,6 +63,23 @@ class Run(models.Model):
         return self.state in self.ACTIVE_STATES
 
     @property
+    def state_label(self) -> str:
+        return state_label(self.state, self.cancel_requested, self.abort_requested)
+
+    @property
+    def can_stop(self) -> bool:
+        """Cancel is offered while the run is active and nobody asked to stop it yet."""
+        return self.is_active and not self.cancel_requested and not self.abort_requested
+
+    @property
+    def next_try_in(self) -> str:
+        """A paused run's next try, for the page: "8 s", "now"."""
+        if self.next_try_at is None:
+            return ""
+        left = (self.next_try_at - timezone.now()).total_seconds()
+        return f"{left:.0f} s" if left >= 1 else "now"
+
+    @property
     def shown_progress(self) -> int:
         """The progress to show: a succeeded run reads 100 %, whatever was last written."""
         return 100 if self.state == self.State.SUCCEEDED else self.progress
@@ -63,6 +89,13 @@ class Run(models.Model):
         from ..runbooks.registry import phase_label  # noqa: PLC0415 (runbooks import models)
 
         return phase_label(self.kind, self.phase, self.state)
+
+
+def state_label(state: str, cancel_requested: bool = False, abort_requested: bool = False) -> str:
+    """What the pages say of a run's state: an active run that was told to stop says so."""
+    if state in Run.ACTIVE_STATES and state != Run.State.WAITING and (abort_requested or cancel_requested):
+        return "Aborting" if abort_requested else "Cancelling"
+    return str(Run.State(state).label) if state in Run.State.values else state
 
 
 class Step(models.Model):

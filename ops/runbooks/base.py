@@ -25,7 +25,7 @@ import typing
 
 from django.core.exceptions import ValidationError
 
-from ..fabric import vmm
+from ..fabric import errors, scom, vmm
 from ..fabric.session import session_for
 
 
@@ -114,14 +114,27 @@ class StepContext:
     scom_connection: typing.Any = None
     created_at: typing.Any = None
     cache: dict = dataclasses.field(default_factory=dict)  # what ``Runbook.prefetch`` read for this increment
+    run_uid: str = ""  # unique across installations and databases: the marker on what the run makes
+    scom_name: str = ""  # the SCOM connection the run was started with (``params['scom']``)
 
     @property
     def vmm(self):
+        if self.connection is None:
+            raise errors.ConnectionUnusable(self.params.get("connection") or "?",
+                                            "no VMM connection of that name exists any more")
         return session_for(self.connection)
 
     @property
     def scom(self):
-        return session_for(self.scom_connection) if self.scom_connection is not None else None
+        """The SCOM session; a connection deleted or disabled since the run started is a typed
+        error naming it (the step fails or waits for the operator), never an AttributeError."""
+        if self.scom_connection is None:
+            raise errors.ConnectionUnusable(self.scom_name or "?", "no SCOM connection of that name exists any more",
+                                            kind="scom")
+        if not self.scom_connection.enabled:
+            raise errors.ConnectionUnusable(self.scom_connection.name, "the connection is disabled; enable it, then "
+                                            "retry the run", kind="scom")
+        return session_for(self.scom_connection)
 
 
 class Runbook:
@@ -311,6 +324,26 @@ def connection_named(raw, kind, *, required=True):
             raise ValidationError(f"no enabled {label} connection is configured", code="invalid")
         return None
     raise ValidationError(f"{param}: several {label} connections are enabled; name one with {param}=NAME", code="invalid")
+
+
+OUTAGE_PARAM = {"name": "outage_minutes", "label": "Outage limit (minutes)", "type": "int", "min": 1, "max": 1440,
+                "default": 15, "help": "How long the run waits for a server that does not answer (paused, trying "
+                                       "again every 10 s) before it waits for the operator."}
+
+
+def outage_minutes(raw) -> int:
+    return as_int(raw.get("outage_minutes"), "outage_minutes", minimum=1, maximum=1440, default=15)
+
+
+def reachable(conn, param: str) -> None:
+    """A start check: connect to the server, authenticate, one read. Refused with the server's own error."""
+    try:
+        if conn.kind == "scom":
+            scom.check(session_for(conn))
+        else:
+            vmm.list_clouds(session_for(conn))
+    except errors.FabricError as exc:
+        raise ValidationError(f"{param}: cannot use {conn.name}: {exc}", code="fabric") from exc
 
 
 def fabric_check(fn, what):

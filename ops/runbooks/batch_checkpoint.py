@@ -16,9 +16,13 @@ from ..fabric import bulk, errors, scom, vmm
 from ..fabric.session import session_for
 from ..textcheck import hidden_characters
 from .base import (CUSTOM_PROPERTY, Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
-                   cloud_named, connection_named, fabric_check)
+                   OUTAGE_PARAM, cloud_named, connection_named, fabric_check, outage_minutes,
+                   reachable)
 
-MARKER = "[slipway-run:{run}]"
+MARKER = "[slipway-run:{run}]"  # {run} is the run's UUID (Run.uid): unique across installations and databases
+# a checkpoint counts as this run's only if VMM dated it after the run was created, give or take this
+# much difference between the VMM server's clock and ours
+CLOCK_SKEW = dt.timedelta(minutes=1)
 DEFAULT_NAME = "Batch {batch} {date}"
 NAME_FIELDS = ("batch", "vm", "date", "run")
 
@@ -56,7 +60,7 @@ class BatchCheckpoint(Runbook):
     done_messages = {"stop-vm": "{target} stopped", "new-checkpoint": "{target} checkpointed",
                      "start-vm": "{target} running again"}
     param_names = ("batch", "property", "cloud", "shutdown", "maintenance_reason", "maintenance_minutes",
-                   "checkpoint_name", "connection", "scom", "on_error")
+                   "checkpoint_name", "connection", "scom", "on_error", "outage_minutes")
     params = [
         {"name": "batch", "label": "Batch number", "required": True, "help": "VMs whose custom property holds this value."},
         {"name": "property", "label": "Custom property", "default": "Custom1",
@@ -75,6 +79,7 @@ class BatchCheckpoint(Runbook):
             ("wait", "Wait for the operator (retry, skip or abort)")]},
         {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
         {"name": "scom", "label": "SCOM connection", "help": "Empty: the only enabled SCOM connection; 'none' skips maintenance mode."},
+        OUTAGE_PARAM,
     ]
 
     def prepare(self, raw, check_fabric=True):
@@ -105,10 +110,13 @@ class BatchCheckpoint(Runbook):
         on_error = bad.take(as_choice, raw.get("on_error"), "on_error", ("compensate", "wait"), "compensate")
         conn = bad.take(connection_named, raw.get("connection"), "vmm")
         scom_conn = bad.take(connection_named, raw.get("scom"), "scom", required=False)
+        outage = bad.take(outage_minutes, raw)
         bad.raise_any()  # the fabric is asked only about parameters that are right
         cloud = str(raw.get("cloud") or "").strip()
         claims = []
         if check_fabric:
+            if scom_conn is not None:   # every server the run will use answers, before anything runs
+                reachable(scom_conn, "scom")
             s = session_for(conn)
             if cloud:
                 cloud = cloud_named(s, conn, cloud)
@@ -119,7 +127,7 @@ class BatchCheckpoint(Runbook):
             claims = sorted(vm.id.lower() for vm in vms)
         params = {"batch": batch, "property": prop, "cloud": cloud, "shutdown": shutdown, "maintenance_reason": reason,
                   "maintenance_minutes": minutes, "checkpoint_name": template, "connection": conn.name,
-                  "scom": scom_conn.name if scom_conn else "", "on_error": on_error}
+                  "scom": scom_conn.name if scom_conn else "", "on_error": on_error, "outage_minutes": outage}
         title = f"Batch checkpoint: batch {batch} ({prop}{', cloud ' + cloud if cloud else ''})"
         key = f"{conn.name}:{prop}={batch}" + (f":cloud={cloud.lower()}" if cloud else "")
         return Prepared(params, conn, title, key, claims)
@@ -216,10 +224,9 @@ class BatchCheckpoint(Runbook):
         for job_id, c in ctxs.items():
             key = c.target_id.lower()
             vm = vms.get(key)
-            marker = MARKER.format(run=c.run_id)
             ok = ((c.action == "stop-vm" and vm is not None and vm.status == "PowerOff")
                   or (c.action == "start-vm" and vm is not None and vm.status == "Running")
-                  or (c.action == "new-checkpoint" and any(marker in (cp.description or "") for cp in cps.get(key, []))))
+                  or (c.action == "new-checkpoint" and self._ours(c, cps.get(key, [])) is not None))
             if ok:
                 out[job_id] = Outcome.done(self.done_messages[c.action].format(target=c.target), {"job_id": job_id})
         return out
@@ -232,7 +239,7 @@ class BatchCheckpoint(Runbook):
         return dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=int(c.params["maintenance_minutes"]))
 
     def _maintenance_comment(self, c):
-        return f"Slipway run {c.run_id}: batch checkpoint of batch {c.params['batch']}"
+        return f"Slipway run {c.run_id}: batch checkpoint of batch {c.params['batch']} {MARKER.format(run=c.run_uid)}"
 
     def do_maintenance_on(self, c):
         s = c.scom
@@ -300,16 +307,28 @@ class BatchCheckpoint(Runbook):
         date = (c.created_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d")
         return render_name(c.params["checkpoint_name"], batch=c.params["batch"], vm=c.target, date=date, run=c.run_id)
 
+    def _ours(self, c, checkpoints):
+        """The checkpoint this step made (found again after a crash), or None. All of it must match:
+        this run's marker (its UUID, so another database's run 1 is not this run 1), the VM, the name
+        the step asks for, and a creation time after the run was created."""
+        marker, name = MARKER.format(run=c.run_uid), self.checkpoint_name(c)
+        since = c.created_at - CLOCK_SKEW if c.created_at else None
+        for cp in checkpoints:
+            if (c.run_uid and marker in (cp.description or "") and cp.name == name
+                    and (not cp.vm_id or cp.vm_id.lower() == c.target_id.lower())
+                    and (since is None or (cp.added_at is not None and cp.added_at >= since))):
+                return cp
+        return None
+
     def do_new_checkpoint(self, c):
-        marker = MARKER.format(run=c.run_id)
         cached = c.cache.get("checkpoints", {})
         existing = cached[c.target_id.lower()] if c.target_id.lower() in cached else vmm.list_checkpoints(c.vmm, c.target_id)
-        for cp in existing:
-            if marker in (cp.description or ""):
-                return Outcome.done(f"{c.target} already has checkpoint '{cp.name}' from this run",
-                                    {"checkpoint_id": cp.id, "already": True})
+        cp = self._ours(c, existing)
+        if cp is not None:
+            return Outcome.done(f"{c.target} already has checkpoint '{cp.name}' from this run",
+                                {"checkpoint_id": cp.id, "already": True})
         name = self.checkpoint_name(c)
-        desc = f"Batch {c.params['batch']} checkpoint by Slipway {marker}"
+        desc = f"Batch {c.params['batch']} checkpoint by Slipway {MARKER.format(run=c.run_uid)}"
         return Outcome.submit(bulk.new_checkpoint_request(c.target_id, name, desc, c.target),
                               f"Creating checkpoint '{name}' of {c.target}")
 
@@ -347,13 +366,17 @@ class BatchCheckpoint(Runbook):
         if outcome == "succeeded":
             return f"Batch {run.params['batch']}: {done}."
         missing = []
-        for action, label in (("new-checkpoint", "no new checkpoint"), ("start-vm", "not started again"),
-                              ("maintenance-off", "maintenance mode not ended")):
-            names = [s.target for s in not_ok(action)]
-            if action == "new-checkpoint" and by.get("new-checkpoint") is None and n:
-                names = [v["name"] for v in run.context.get("vms", [])]
-            if names:
-                missing.append(f"{label}: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}")
+        names = [s.target for s in not_ok("new-checkpoint")]
+        if by.get("new-checkpoint") is None and n:
+            names = [v["name"] for v in run.context.get("vms", [])]
+        if names:
+            missing.append(f"no new checkpoint: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}")
+        # what the clean-up could not undo, each with its cause and what to do by hand
+        for action, left, by_hand in (("start-vm", "left stopped", "start it by hand"),
+                                      ("maintenance-off", "left in SCOM maintenance mode", "end maintenance by hand")):
+            for s in not_ok(action)[:20]:
+                cause = (s.error or f"the step was {s.state}").rstrip(".")
+                missing.append(f"{s.target} {left}: {cause}; {by_hand}")
         head = run.context.get("engine", {}).get("failure") or ""
         verb = "cancelled" if outcome == "cancelled" else "failed"
         text = f"Batch {run.params['batch']} {verb}"

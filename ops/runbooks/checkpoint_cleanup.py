@@ -12,7 +12,8 @@ import datetime as dt
 from ..fabric import bulk, vmm
 from ..fabric.session import session_for
 from .base import (Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,
-                   cloud_named, connection_named, fabric_check)
+                   OUTAGE_PARAM, cloud_named, connection_named, fabric_check, outage_minutes,
+                   reachable)
 
 
 def select(checkpoints, older_than_days=None, keep_newest=None, now=None):
@@ -39,7 +40,7 @@ class CheckpointCleanup(Runbook):
     phases = [Phase("discover", "Find the checkpoints to remove"), Phase("remove", "Remove checkpoints")]
     job_actions = {"remove-checkpoint"}
     done_messages = {"remove-checkpoint": "Removed checkpoint {target}"}
-    param_names = ("cloud", "older_than_days", "keep_newest", "dry_run", "connection", "on_error")
+    param_names = ("cloud", "older_than_days", "keep_newest", "dry_run", "connection", "on_error", "outage_minutes")
     params = [
         {"name": "cloud", "label": "Cloud", "help": "Only the VMs of this cloud (empty: every VM)."},
         {"name": "older_than_days", "label": "Older than (days)", "type": "int", "min": 0, "max": 36500,
@@ -50,6 +51,7 @@ class CheckpointCleanup(Runbook):
         {"name": "on_error", "label": "When a removal fails", "default": "continue", "choices": [
             ("continue", "Go on with the others, then fail naming it"), ("wait", "Wait for the operator")]},
         {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
+        OUTAGE_PARAM,
     ]
     default_on_error = "continue"
 
@@ -68,6 +70,7 @@ class CheckpointCleanup(Runbook):
         dry_run = bad.take(as_bool, raw.get("dry_run"), "dry_run")
         on_error = bad.take(as_choice, raw.get("on_error"), "on_error", ("continue", "wait"), "continue")
         conn = bad.take(connection_named, raw.get("connection"), "vmm")
+        outage = bad.take(outage_minutes, raw)
         bad.raise_any()  # the fabric is asked only about parameters that are right
         cloud = str(raw.get("cloud") or "").strip()
         claims = []
@@ -78,7 +81,7 @@ class CheckpointCleanup(Runbook):
             vms = fabric_check(lambda: vmm.list_vms(s), "the VMs")
             claims = sorted(v.id.lower() for v in vms if not cloud or v.cloud_name.lower() == cloud.lower())
         params = {"cloud": cloud, "older_than_days": older, "keep_newest": keep, "dry_run": dry_run,
-                  "connection": conn.name, "on_error": on_error}
+                  "connection": conn.name, "on_error": on_error, "outage_minutes": outage}
         rules = []
         if older is not None:
             rules.append(f"older than {older} days")

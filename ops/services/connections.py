@@ -7,7 +7,8 @@ from .. import authz
 from ..fabric import errors, vmm
 from ..fabric.commands import cmd
 from ..fabric.session import FabricSession, ServerSettings
-from ..models import ServerConnection
+from ..models import Run, RunSchedule, ServerConnection
+from ..runbooks import registry
 from . import audit
 
 FIELDS = ("name", "kind", "host", "port", "use_https", "auth", "cert_validation", "username", "max_concurrent_jobs",
@@ -34,13 +35,41 @@ def save_connection(user, data: dict, password: str | None, instance: ServerConn
 
 @transaction.atomic
 def delete_connection(user, conn: ServerConnection) -> None:
+    """Delete a connection nothing depends on; refused (ValidationError naming them) while hosting
+    plans, active runs or enabled schedules use it: a run would be left without a way to undo its work."""
     authz.require(user, "connection.change")
     plans = list(conn.plans.values_list("name", flat=True)[:5])
     if plans:
         raise ValidationError(f"Connection {conn.name} is the VMM server of hosting plans ({', '.join(plans)}); "
                               "move or delete those plans first. Nothing was deleted.", code="in-use")
+    users = users_of(conn)
+    if users:
+        raise ValidationError(f"{conn.name} cannot be deleted: {'; '.join(users)} use it. Let the runs end (or abort "
+                              "them) and change or delete the schedules first.", code="in_use")
     audit.record(user, "connection.delete", conn, name=conn.name)
     conn.delete()
+
+
+def users_of(conn: ServerConnection) -> list[str]:
+    """The active runs and enabled schedules that use ``conn``, as names for a refusal."""
+    param = "scom" if conn.kind == ServerConnection.Kind.SCOM else "connection"
+    runs = Run.objects.filter(state__in=Run.ACTIVE_STATES)
+    runs = runs.filter(connection=conn) if param == "connection" else runs.filter(params__scom=conn.name)
+    out = [f"run {r.pk} ({r.title})" for r in runs.order_by("pk")[:10]]
+    # a schedule that names no connection uses the only enabled one of its kind
+    only = not ServerConnection.objects.filter(kind=conn.kind, enabled=True).exclude(pk=conn.pk).exists()
+    for sched in RunSchedule.objects.filter(enabled=True).order_by("name"):
+        named = str(sched.params.get(param) or "")
+        if named == conn.name or (not named and only and conn.enabled and _uses_kind(sched.kind, param)):
+            out.append(f"schedule '{sched.name}'")
+    return out
+
+
+def _uses_kind(runbook_kind: str, param: str) -> bool:
+    try:
+        return param in registry.get(runbook_kind).param_names
+    except ValidationError:
+        return False
 
 
 def test_connection(user, conn: ServerConnection) -> str:

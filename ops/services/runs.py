@@ -104,24 +104,27 @@ def _active(run):
 
 
 def _resume(run) -> list[str]:
-    """A run that waited for the operator goes on: its 'waiting' message no longer holds.
-    Returns the fields it changed."""
+    """A run that waited for the operator goes on: its 'waiting' message no longer holds, and a new
+    outage starts a new pause (with its own limit). Returns the fields it changed."""
     run.state = Run.State.RUNNING
     run.message = ""
-    return ["state", "message"]
+    run.paused_since = run.next_try_at = None
+    return ["state", "message", "paused_since", "next_try_at"]
 
 
 def cancel_run(user, run) -> Run:
-    """Stop after the current steps, then run the runbook's compensation."""
+    """Stop after the current steps, then run the runbook's compensation. Works in every state that
+    is not final: a paused run keeps trying its clean-up until its outage limit, then waits for the
+    operator (who can abort it)."""
     authz.require(user, "run.operate")
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         _active(run)
-        if run.cancel_requested:
+        if run.cancel_requested or run.abort_requested:
             return run
         run.cancel_requested = True
         fields = ["cancel_requested"]
-        if run.state == Run.State.WAITING:
+        if run.state in (Run.State.WAITING, Run.State.PAUSED):
             fields += _resume(run)
         run.save(update_fields=fields)
         emit(run, f"Cancel requested by {_who(user)}: the run stops after the current steps, then cleans up", "warning")
@@ -131,18 +134,44 @@ def cancel_run(user, run) -> Run:
 
 
 def abort_run(user, run) -> Run:
-    """For a run waiting for the operator: give up, run the compensation, fail."""
+    """Give up, in any state that is not final: nothing more of the plan runs; the clean-up does what
+    it still can (a step that needs a server that cannot be reached fails at once, with that
+    server's error) and the run fails, its outcome naming what was left undone."""
+    authz.require(user, "run.operate")
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        _active(run)
+        if run.abort_requested:
+            return run
+        run.abort_requested, run.abort_by = True, _who(user)
+        fields = ["abort_requested", "abort_by"]
+        if run.state in (Run.State.WAITING, Run.State.PAUSED):
+            fields += _resume(run)
+        run.save(update_fields=fields)
+        emit(run, f"Aborted by {_who(user)}: cleaning up what can still be undone, then the run fails", "warning")
+        audit.record(user, "run.abort", run)
+        executor.wake(run.pk)
+    return run
+
+
+def retry_run(user, run) -> Run:
+    """A run waiting for the operator because a server could not be used (an outage past its limit,
+    a name that does not resolve, refused credentials, a disabled connection): try again now.
+    Failed steps are retried or skipped one by one instead (``retry_step``, ``skip_step``)."""
     authz.require(user, "run.operate")
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         _active(run)
         if run.state != Run.State.WAITING:
             raise ValidationError(f"run {run.pk} is {run.get_state_display().lower()}, not waiting for the operator; "
-                                  "to stop it, cancel it", code="state")
-        run.context.setdefault("engine", {}).update(abort=True, aborted_by=_who(user))
-        run.save(update_fields=["context", *_resume(run)])
-        emit(run, f"Aborted by {_who(user)}: cleaning up, then the run fails", "warning")
-        audit.record(user, "run.abort", run)
+                                  "there is nothing to retry", code="state")
+        failed = list(run.steps.filter(phase=run.phase, state=Step.State.FAILED).values_list("index", flat=True)[:10])
+        if failed:
+            raise ValidationError(f"run {run.pk} waits on failed steps ({', '.join(map(str, failed))}): retry or skip "
+                                  "each of them, or abort the run", code="state")
+        run.save(update_fields=_resume(run))
+        emit(run, f"{_who(user)} retried the run: it tries the servers again now", "info")
+        audit.record(user, "run.retry", run)
         executor.wake(run.pk)
     return run
 

@@ -184,6 +184,34 @@ def run_cancel(request, pk):
     return redirect("ops:run", pk=run.pk)
 
 
+@requires("run.operate")
+@require_POST
+def run_abort(request, pk):
+    """Give up a run in any state but ended: it undoes what it still can, then fails."""
+    run = _visible_run(request, pk)
+    try:
+        _services().abort_run(request.user, run)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"Run {run.pk} aborted: it undoes what it still can, then fails naming what was left.")
+    return redirect("ops:run", pk=run.pk)
+
+
+@requires("run.operate")
+@require_POST
+def run_retry(request, pk):
+    """A run waiting because a server could not be used: try again now."""
+    run = _visible_run(request, pk)
+    try:
+        _services().retry_run(request.user, run)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"Run {run.pk} tries its servers again.")
+    return redirect("ops:run", pk=run.pk)
+
+
 STEP_ACTIONS = {"retry", "skip", "abort"}
 
 
@@ -219,5 +247,7 @@ urlpatterns = [
     path("runs/<int:pk>/", run_detail, name="run"),
     path("runs/<int:pk>/events/", run_events, name="run_events"),
     path("runs/<int:pk>/cancel/", run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/abort/", run_abort, name="run_abort"),
+    path("runs/<int:pk>/retry/", run_retry, name="run_retry"),
     path("runs/<int:pk>/steps/<int:step_pk>/action/", run_step_action, name="run_step_action"),
 ]

@@ -89,6 +89,15 @@
     root.querySelectorAll("tr[data-step-id]").forEach(syncActions);
     syncJump();
     root.querySelectorAll("[data-when-active]").forEach(function (el) { el.hidden = !runActive; });
+    // a run being cancelled or aborted offers no second cancel; retry only for a run waiting on a server
+    var stopping = !!(run.cancel_requested || run.abort_requested);
+    root.querySelectorAll("[data-when-cancellable]").forEach(function (el) { el.hidden = !runActive || stopping; });
+    root.querySelectorAll("[data-when-abortable]").forEach(function (el) { el.hidden = !runActive || !!run.abort_requested; });
+    var paused = root.querySelector("[data-run-paused]");
+    if (paused && run.state !== "paused") paused.hidden = true;
+    root.querySelectorAll("[data-when-blocked]").forEach(function (el) {
+      el.hidden = run.state !== "waiting" || !!root.querySelector('tr[data-state="failed"], tr[data-state="waiting"]');
+    });
     root.querySelectorAll("[data-when-ended]").forEach(function (el) { el.hidden = runActive; });
     if (!runActive && ws === null) stopPolling();
   }

@@ -5,7 +5,8 @@
   manage.py runbook list [--state S] [--kind K] [--limit N]
   manage.py runbook cancel RUN_ID [--user NAME]
   manage.py runbook retry|skip RUN_ID STEP [--user NAME]    (a failed step, by its # on the run page)
-  manage.py runbook abort RUN_ID [--user NAME]
+  manage.py runbook retry RUN_ID [--user NAME]      (a run waiting because a server could not be used)
+  manage.py runbook abort RUN_ID [--user NAME]      (any run not yet ended: it undoes what it can, then fails)
 
 --user defaults to the only operator. Exit codes: 0 done (or, with --follow, the
 run succeeded); 1 the run failed or was cancelled; 2 bad input (nothing was
@@ -70,10 +71,15 @@ class Command(BaseCommand):
         for verb, text in (("retry", "run a failed step again"), ("skip", "skip a failed step and go on")):
             p = sub.add_parser(verb, help=f"{text} (a run waiting for the operator)")
             p.add_argument("run_id", type=int)
-            p.add_argument("step", type=int, help="the step's # on the run page")
+            if verb == "retry":
+                p.add_argument("step", type=int, nargs="?", help="the failed step's # on the run page; without it, "
+                               "the run tries its servers again (it waited because one could not be used)")
+            else:
+                p.add_argument("step", type=int, help="the step's # on the run page")
             p.add_argument("--user")
             steer.append(p)
-        abort = sub.add_parser("abort", help="give up a run waiting for the operator: it cleans up, then fails")
+        abort = sub.add_parser("abort", help="give up a run in any state but ended: it undoes what it still can, "
+                                             "then fails, naming what was left undone")
         abort.add_argument("run_id", type=int)
         abort.add_argument("--user")
         for p in (start, follow, lst, cancel, abort, *steer):
@@ -167,9 +173,14 @@ class Command(BaseCommand):
                 return None
             if run.state == Run.State.WAITING and seq >= run.last_seq:
                 self.stdout.write(f"run {run.pk} waits for the operator: {run.message}")
-                for step in Step.objects.filter(run_id=run_id, state__in=[Step.State.FAILED, Step.State.WAITING]):
+                stuck = list(Step.objects.filter(run_id=run_id, phase=run.phase,
+                                                 state__in=[Step.State.FAILED, Step.State.WAITING]))
+                for step in stuck:
                     self.stdout.write(f"  step {step.index} ({step}): {step.error or 'waiting'}")
-                self.stdout.write(f"  runbook retry {run.pk} STEP | runbook skip {run.pk} STEP | runbook abort {run.pk}")
+                if stuck:
+                    self.stdout.write(f"  runbook retry {run.pk} STEP | runbook skip {run.pk} STEP | runbook abort {run.pk}")
+                else:
+                    self.stdout.write(f"  runbook retry {run.pk} | runbook abort {run.pk}")
                 self.stdout.flush()
                 sys.exit(3)
             self.stdout.flush()
@@ -199,9 +210,15 @@ class Command(BaseCommand):
     def do_abort(self, o):
         run = self.run_by_id(o["run_id"])
         self.act(run_service.abort_run, self.user(o.get("user")), run)
-        self.stdout.write(f"run {run.pk}: aborted; it cleans up, then fails")
+        self.stdout.write(f"run {run.pk}: aborted; it undoes what it still can, then fails "
+                          f"(runbook follow {run.pk} shows what was left undone)")
 
     def do_retry(self, o):
+        if o.get("step") is None:
+            run = self.run_by_id(o["run_id"])
+            self.act(run_service.retry_run, self.user(o.get("user")), run)
+            self.stdout.write(f"run {run.pk}: tries its servers again")
+            return
         step = self.step(o)
         self.act(run_service.retry_step, self.user(o.get("user")), step)
         self.stdout.write(f"run {step.run_id}: step {step.index} ({step}) runs again")
