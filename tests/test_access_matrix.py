@@ -59,6 +59,8 @@ EXPECT = {
     "ops:run":                 (("run",),        LOGIN,      200,         404,         200,         200),
     "ops:run_events":          (("run",),        LOGIN,      200,         404,         200,         200),
     "ops:run_cancel":          (("run",),        LOGIN,      403,         403,         403,         (405, 302)),
+    "ops:run_abort":           (("run",),        LOGIN,      403,         403,         403,         (405, 302)),
+    "ops:run_retry":           (("run",),        LOGIN,      403,         403,         403,         (405, 302)),
     "ops:run_step_action":     (("run", "step"), LOGIN,      403,         403,         403,         (405, 400)),
     "ops:schedules":           ((),              LOGIN,      403,         403,         403,         200),
     "ops:schedule_new":        ((),              LOGIN,      403,         403,         403,         (200, 400)),
