@@ -26,6 +26,11 @@ class ServerConnection(models.Model):
     use_https = models.BooleanField(default=False, verbose_name="HTTPS")
     auth = models.CharField(max_length=16, choices=Auth.choices, default=Auth.NEGOTIATE)
     cert_validation = models.BooleanField(default=True, verbose_name="Validate the server certificate")
+    ca_bundle = models.TextField(
+        blank=True, verbose_name="CA bundle",
+        help_text="HTTPS: the CA that signed the server's certificate, as the path of a PEM file on the worker's "
+                  "host or the PEM pasted here. Empty: the system's trusted CAs.",
+    )
     username = models.CharField(max_length=255)
     password_encrypted = models.TextField(blank=True, editable=False)
     max_concurrent_jobs = models.PositiveIntegerField(
