@@ -42,6 +42,7 @@ class SimProcess:
     password: str
     https: bool = False
     ca_file: str | None = None   # the CA that signed the listener's certificate (HTTPS)
+    https_port: int | None = None  # a second listener, HTTPS, on the same fabric
 
     @property
     def url(self) -> str:
@@ -60,18 +61,22 @@ class SimProcess:
 def spawn(scenario: str = "demo", *, host: str = "127.0.0.1", port: int | None = None, username: str = "slipway",
           password: str | None = None, time_scale: float | None = None, vms: int | None = None,
           state_file: str | None = None, quiet: bool = True, https: bool = False,
-          tls_dir: str | None = None) -> SimProcess:
+          https_port: int | None = None, tls_dir: str | None = None) -> SimProcess:
     """Start ``manage.py simulator``. The password goes through the environment (SLIPWAY_SIM_PASSWORD),
-    never the command line. With ``https`` the listener's CA is written to ``tls_dir``."""
+    never the command line. With ``https`` (the listener on ``port``) or ``https_port`` (a second one)
+    the HTTPS listener's CA is written to ``tls_dir``."""
     port = port or free_port()
     password = password or secrets.token_urlsafe(12)
     cmd = [sys.executable, str(BASE_DIR / "manage.py"), "simulator", "--host", host, "--port", str(port),
            "--scenario", scenario, "--username", username]
     ca_file = None
-    if https:
+    if https and https_port:
+        raise ValueError("give https (the one listener is HTTPS) or https_port (a second, HTTPS listener), not both")
+    if https or https_port:
         if not tls_dir:
             raise ValueError("an HTTPS simulator needs tls_dir, where its certificate and CA are written")
-        cmd += ["--https", "--tls-dir", tls_dir]
+        cmd += ["--https"] if https else ["--https-port", str(https_port)]
+        cmd += ["--tls-dir", tls_dir]
         ca_file = str(Path(tls_dir) / "listener-ca.pem")
         Path(ca_file).unlink(missing_ok=True)   # the one found after the start is this listener's
     if time_scale is not None:
@@ -85,8 +90,10 @@ def spawn(scenario: str = "demo", *, host: str = "127.0.0.1", port: int | None =
                             env={**os.environ, "PYTHONUNBUFFERED": "1", PASSWORD_ENV: password})
     try:
         wait_for_port(host, port, 60, proc)
+        if https_port:
+            wait_for_port(host, https_port, 60, proc)
     except RuntimeError as exc:
         err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr and proc.poll() is not None else ""
         proc.kill()
         raise RuntimeError(f"simulator did not start: {exc}\n{err}") from exc
-    return SimProcess(proc, host, port, username, password, https, ca_file)
+    return SimProcess(proc, host, port, username, password, https, ca_file, https_port)

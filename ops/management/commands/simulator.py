@@ -34,6 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--https", action="store_true",
                             help="serve HTTPS with a certificate signed by a CA of the simulator's own; both are "
                                  "written to --tls-dir so clients validate against the CA")
+        parser.add_argument("--https-port", type=int, default=None,
+                            help="also serve HTTPS on this port (the same fabric), as a listener with an HTTP and "
+                                 "an HTTPS endpoint (5985 and 5986 on Windows)")
         parser.add_argument("--tls-dir", default=None, help="directory for listener-cert.pem and listener-ca.pem "
                                                             "(default: a new temporary directory)")
         parser.add_argument("--allow-unencrypted", action=argparse.BooleanOptionalAction, default=True,
@@ -67,22 +70,31 @@ class Command(BaseCommand):
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot load scenario {opts['scenario']!r}: {exc}") from exc
         password, shown = self._password(opts)
+        listeners = [(opts["port"], opts["https"])]
+        if opts["https_port"]:
+            listeners.append((opts["https_port"], True))
+        servers = []
         try:
-            server = start_simulator(engine, host=opts["host"], port=opts["port"], username=opts["username"],
-                                     password=password, https=opts["https"], tls_dir=opts["tls_dir"],
-                                     allow_unencrypted=opts["allow_unencrypted"])
+            for port, https in listeners:
+                servers.append(start_simulator(engine, host=opts["host"], port=port, username=opts["username"],
+                                               password=password, https=https, tls_dir=opts["tls_dir"],
+                                               allow_unencrypted=opts["allow_unencrypted"]))
         except (OSError, ValueError) as exc:
-            raise CommandError(f"cannot start the simulator on {opts['host']}:{opts['port']}: {exc}") from exc
-        self.stdout.write(f"Fabric simulator ({opts['scenario']}) listening on {server.url}")
+            for server in servers:
+                server.stop()
+            raise CommandError(f"cannot start the simulator on {opts['host']}:{port}: {exc}") from exc
+        self.stdout.write(f"Fabric simulator ({opts['scenario']}) listening on "
+                          + " and ".join(server.url for server in servers))
         self.stdout.write(f"  username: {opts['username']}  password: {shown}")
         auth = "Negotiate (NTLM; messages encrypted over HTTP) and Basic"
-        if not opts["https"] and not opts["allow_unencrypted"]:
+        if not opts["allow_unencrypted"]:
             auth += " (Basic refused over HTTP: --no-allow-unencrypted)"
         self.stdout.write(f"  auth:     {auth}")
-        if opts["https"]:
-            self.stdout.write(f"  certificate: {server.cert_file} (CN={server.certificate.common_name})")
-            self.stdout.write(f"  signed by:   {server.ca_file} (give this CA bundle to clients)")
-        self.stdout.write(f"  control:  POST {server.control_url} (JSON, Basic, same credentials)")
+        for server in servers:
+            if server.https:
+                self.stdout.write(f"  certificate: {server.cert_file} (CN={server.certificate.common_name})")
+                self.stdout.write(f"  signed by:   {server.ca_file} (give this CA bundle to clients)")
+        self.stdout.write(f"  control:  POST {servers[0].control_url} (JSON, Basic, same credentials)")
         self.stdout.flush()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -92,7 +104,8 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            server.stop()
+            for server in servers:
+                server.stop()
             if opts["state"]:
                 engine.control({"op": "save"})
             self.stdout.write("Simulator stopped.")
