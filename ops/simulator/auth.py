@@ -71,7 +71,12 @@ class Credentials:
             return None
         ok = self.matches(user)
         ok &= hmac.compare_digest(password.encode(), self.password.encode())
-        return _user_part(user) if ok else None
+        return self.account if ok else None
+
+    @property
+    def account(self) -> str:
+        """The account's own name, however the client spelled it (as Windows names the signed-in user)."""
+        return _user_part(self.username)
 
     def _allow(self, domain: str, user: str) -> None:
         """Add ``domain\\user`` (smbpasswd format: NT and LM hashes) to the NTLM credential file."""
@@ -137,7 +142,7 @@ class NegotiateAcceptor:
 
     @property
     def principal(self) -> str:
-        return _user_part(self.context.client_principal or self.credentials.username)
+        return self.credentials.account
 
 
 def is_new_negotiation(token: bytes) -> bool:
