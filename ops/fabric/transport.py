@@ -102,6 +102,16 @@ def negotiated(auth: str, use_https: bool, validated: bool, peer: typing.Optiona
     return f"{label} over HTTPS, certificate NOT validated{cert}"
 
 
+def configured(auth: str, use_https: bool, validate: bool, bundle: str) -> str:
+    """What a connection is set to use, before any test (the connections list)."""
+    if not use_https:
+        return negotiated(auth, use_https, validated=False)
+    label = AUTH_LABELS.get(auth, auth)
+    if not validate:
+        return f"{label} over HTTPS, certificate not checked"
+    return f"{label} over HTTPS, certificate checked against {'its CA bundle' if bundle.strip() else 'the system CAs'}"
+
+
 def explain_tls(text: str, host: str) -> typing.Optional[str]:
     """Cause and fix of a certificate failure (from requests', urllib3's or ssl's message), or None."""
     low = text.lower()

@@ -2,6 +2,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from .. import secrets
+from ..fabric import transport
 
 
 class ServerConnection(models.Model):
@@ -66,6 +67,15 @@ class ServerConnection(models.Model):
     @property
     def has_password(self) -> bool:
         return bool(self.password_encrypted)
+
+    @property
+    def transport_label(self) -> str:
+        """'NTLM, messages encrypted', 'Basic over HTTPS, certificate checked against its CA bundle', ..."""
+        return transport.configured(self.auth, self.use_https, self.cert_validation, self.ca_bundle)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.use_https or transport.encryption(self.auth, self.use_https) != "never"
 
     @property
     def endpoint(self) -> str:

@@ -226,3 +226,15 @@ def test_a_ca_bundle_path_or_pem_is_saved(client_for, admin_user, tmp_path):
     assert ServerConnection.objects.get(name="vmm02").ca_bundle == str(tmp_path / "ca.pem")
     assert c.post(reverse("ops:connection_new"), {**GOOD, "name": "vmm03", "ca_bundle": pem}).status_code == 302
     assert ServerConnection.objects.get(name="vmm03").ca_bundle == pem.strip()
+
+
+def test_the_list_says_how_each_connection_reaches_its_server(client_for, admin_user, sim):
+    page = client_for(admin_user).get(reverse("ops:connections")).content.decode()
+    assert "NTLM, messages encrypted" in page and "not encrypted" not in page
+    ServerConnection.objects.create(name="vmm-local", kind="vmm", host="127.0.0.1", port=5985, auth="basic",
+                                    username="u", use_https=False)
+    ServerConnection.objects.create(name="vmm-tls", kind="vmm", host="vmm09.contoso.com", port=5986, auth="kerberos",
+                                    username="u", use_https=True, ca_bundle="/etc/ssl/contoso-ca.pem")
+    page = client_for(admin_user).get(reverse("ops:connections")).content.decode()
+    assert "Basic over HTTP, messages NOT encrypted" in page and "badge warn\">not encrypted" in page
+    assert "Kerberos over HTTPS, certificate checked against its CA bundle" in page
