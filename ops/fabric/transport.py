@@ -148,6 +148,7 @@ UNENCRYPTED_MARKERS = ("unencrypted", "allowunencrypted")
 
 def explain_unencrypted(text: str) -> typing.Optional[str]:
     if any(marker in text.lower() for marker in UNENCRYPTED_MARKERS):
-        return ("the server refuses unencrypted messages (AllowUnencrypted is false, as it should be): use NTLM, "
-                "Kerberos or Negotiate, whose messages Slipway encrypts over HTTP, or HTTPS")
+        return ("the server refuses unencrypted messages (a WinRM listener takes them over HTTP only when "
+                "AllowUnencrypted is true, and it should not be): let Slipway encrypt them (NTLM, Kerberos or "
+                "Negotiate over HTTP encrypt every message), or use HTTPS")
     return None

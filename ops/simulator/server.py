@@ -37,9 +37,9 @@ CONTROL_PATH = "/slipway-sim/control"
 WSMAN_PATH = "/wsman"
 MAX_BODY = 64 * 1024 * 1024
 SOAP_TYPE = sealing.SOAP_TYPE
-UNENCRYPTED_REFUSED = ("The WinRM service refused an unencrypted message: this listener does not allow unencrypted "
-                       "traffic (AllowUnencrypted is false). Encrypt the messages (NTLM or Kerberos message "
-                       "encryption) or connect over HTTPS.")
+UNENCRYPTED_REFUSED = ("The WinRM service refused an unencrypted message: after Negotiate (NTLM) authentication "
+                       "over HTTP this listener takes only messages encrypted with the session key. Encrypt the "
+                       "messages (multipart/encrypted) or connect over HTTPS.")
 HOLD_LIMIT = 600.0  # longest a request is held while the engine says the server is down
 
 

@@ -166,7 +166,7 @@ def test_unencrypted_ntlm_is_refused_with_cause_and_fix(sim):
             vmm.list_clouds(session)
     finally:
         session.close()
-    assert "refuses unencrypted messages" in str(info.value) and "use NTLM" in str(info.value)
+    assert "refuses unencrypted messages" in str(info.value) and "let Slipway encrypt them" in str(info.value)
 
 
 def test_basic_over_http_to_a_listener_that_refuses_it_names_the_safe_choices(sim):
