@@ -151,3 +151,9 @@ def test_the_ntlm_credential_file_is_private_and_holds_no_password(sim):
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     text = open(path, encoding="utf-8").read()
     assert text.startswith("slipway:0:") and "s3cret-pw" not in text
+
+
+@pytest.mark.parametrize("username", ["slipway", "CONTOSO\\slipway", "Slipway@contoso.com"])
+def test_basic_takes_the_same_name_forms(sim, username):
+    with RunspacePool(_wsman(sim, auth="basic", encryption="never", username=username)) as pool:
+        assert run(pool, ("Whoami", {}))[1] == ["slipway"]
