@@ -20,6 +20,7 @@ import requests
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
+from spnego.exceptions import SpnegoError
 
 from . import errors, transport
 from .commands import Cmd, error_record_fields, map_command_error
@@ -184,6 +185,9 @@ class FabricSession:
             raise
         except AuthenticationError as exc:
             raise self._error(errors.FabricAuthError, self._refused(), cmdlet, target) from exc
+        except (ImportError, SpnegoError) as exc:  # Kerberos/CredSSP libraries missing, no ticket, no SPN
+            raise self._error(errors.FabricAuthError, transport.explain_client_side(self.settings.auth, exc),
+                              cmdlet, target) from exc
         except (requests.exceptions.Timeout, TimeoutError) as exc:
             raise self._error(errors.FabricTimeout, f"no answer within {timeout:.0f} s ({exc.__class__.__name__})", cmdlet, target) from exc
         except (requests.exceptions.ConnectionError, OSError) as exc:

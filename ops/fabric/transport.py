@@ -152,3 +152,20 @@ def explain_unencrypted(text: str) -> typing.Optional[str]:
                 "AllowUnencrypted is true, and it should not be): let Slipway encrypt them (NTLM, Kerberos or "
                 "Negotiate over HTTP encrypt every message), or use HTTPS")
     return None
+
+
+def explain_client_side(auth: str, exc: BaseException) -> str:
+    """Cause and fix when authentication cannot even start on Slipway's side (a library, a ticket)."""
+    text = str(exc).strip() or exc.__class__.__name__
+    if auth in ("kerberos", "negotiate") and ("gssapi" in text or "krb5" in text):
+        return (f"Kerberos cannot start on Slipway's host ({text}): install pypsrp's Kerberos extras "
+                "(pip install pypsrp[kerberos], with the system's MIT Kerberos: apt install libkrb5-dev krb5-user) "
+                "or choose NTLM")
+    if auth == "credssp" or "credssp" in text.lower():
+        return (f"CredSSP cannot start on Slipway's host ({text}): install pypsrp's CredSSP extras "
+                "(pip install pypsrp[credssp]), or choose NTLM or Kerberos unless a second hop is needed")
+    if auth in ("kerberos", "negotiate"):
+        return (f"{AUTH_LABELS.get(auth, auth)} authentication failed on Slipway's side ({text}): the worker's account "
+                "needs a Kerberos ticket (kinit, or a keytab in KRB5_CLIENT_KTNAME) and the server's SPN "
+                "HTTP/<host> must exist; enter the host's DNS name, not its address")
+    return f"{AUTH_LABELS.get(auth, auth)} authentication failed on Slipway's side ({text})"

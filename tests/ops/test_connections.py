@@ -238,3 +238,18 @@ def test_the_list_says_how_each_connection_reaches_its_server(client_for, admin_
     page = client_for(admin_user).get(reverse("ops:connections")).content.decode()
     assert "Basic over HTTP, messages NOT encrypted" in page and "badge warn\">not encrypted" in page
     assert "Kerberos over HTTPS, certificate checked against its CA bundle" in page
+
+
+@pytest.mark.parametrize("auth,fix", [("kerberos", "pip install pypsrp[kerberos]"),
+                                      ("credssp", "pip install pypsrp[credssp]")])
+def test_auth_that_cannot_start_here_names_what_to_install(client_for, admin_user, sim, auth, fix):
+    missing = {"kerberos": "gssapi", "credssp": "requests_credssp"}[auth]
+    try:
+        __import__(missing)
+        pytest.skip(f"{missing} is installed on this host: this auth can start")
+    except ImportError:
+        pass
+    sim.vmm.auth = auth
+    sim.vmm.save()
+    page = _test_page(client_for(admin_user), sim.vmm)
+    assert "VMM server vmm01" in page and "cannot start on Slipway&#x27;s host" in page and fix in page
