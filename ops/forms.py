@@ -46,6 +46,9 @@ class ConnectionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.instance.pk:  # nothing to keep yet
             self.fields["password"].help_text = "Stored encrypted and never shown again."
+        self.fields["auth"].help_text = (
+            "NTLM, Kerberos or Negotiate over HTTP (port 5985): Slipway encrypts every message with the session key. "
+            "Basic only over HTTPS (port 5986). CredSSP only where a cmdlet must reach a second server.")
         # the browser's own limits and the first message match the model's bounds (a positive
         # integer field would otherwise say ">= 0", then refuse 0)
         for name in ("max_concurrent_jobs", "operation_timeout", "job_timeout"):
