@@ -3,6 +3,7 @@ import re
 
 from django import forms
 
+from .fabric import transport
 from .models import ServerConnection
 
 # a DNS name (labels of letters, digits and hyphens, dot-separated) or an IPv4/IPv6 address
@@ -19,6 +20,15 @@ def _valid_host(host: str) -> bool:
     return 0 < len(name) <= 253 and all(_HOST_LABEL.match(label) for label in name.split("."))
 
 
+def _loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class ConnectionForm(forms.ModelForm):
     password = forms.CharField(
         widget=forms.PasswordInput(render_value=False), required=False,
@@ -27,13 +37,18 @@ class ConnectionForm(forms.ModelForm):
 
     class Meta:
         model = ServerConnection
-        fields = ["name", "kind", "host", "port", "use_https", "auth", "cert_validation", "username", "password",
-                  "max_concurrent_jobs", "operation_timeout", "job_timeout", "enabled"]
+        fields = ["name", "kind", "host", "port", "use_https", "auth", "cert_validation", "ca_bundle", "username",
+                  "password", "max_concurrent_jobs", "operation_timeout", "job_timeout", "enabled"]
+        widgets = {"ca_bundle": forms.Textarea(attrs={"rows": 4, "spellcheck": "false",
+                                                      "placeholder": "/etc/slipway/contoso-ca.pem  or  -----BEGIN CERTIFICATE-----"})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.instance.pk:  # nothing to keep yet
             self.fields["password"].help_text = "Stored encrypted and never shown again."
+        self.fields["auth"].help_text = (
+            "NTLM, Kerberos or Negotiate over HTTP (port 5985): Slipway encrypts every message with the session key. "
+            "Basic only over HTTPS (port 5986). CredSSP only where a cmdlet must reach a second server.")
         # the browser's own limits and the first message match the model's bounds (a positive
         # integer field would otherwise say ">= 0", then refuse 0)
         for name in ("max_concurrent_jobs", "operation_timeout", "job_timeout"):
@@ -55,13 +70,25 @@ class ConnectionForm(forms.ModelForm):
                 "or 10.0.0.5: no scheme (http://), path, port or spaces; the port and HTTPS have their own fields.")
         return host
 
+    def clean_ca_bundle(self):
+        bundle = self.cleaned_data.get("ca_bundle", "").strip()
+        problem = transport.check_ca_bundle(bundle)
+        if problem:
+            raise forms.ValidationError(problem)
+        return bundle
+
     def clean(self):
         data = super().clean()
         if not self.instance.pk and not data.get("password"):
             self.add_error("password", "A new connection needs a password.")
-        if data.get("auth") == ServerConnection.Auth.BASIC and not data.get("use_https"):
-            # Basic over HTTP is what the simulator speaks; allowed, but say what it means.
-            self.basic_over_http = True
+        host = data.get("host")
+        if data.get("auth") == ServerConnection.Auth.BASIC and not data.get("use_https") and host \
+                and not _loopback(host):
+            # the password and every message would cross the network in clear; a WinRM listener
+            # refuses it anyway unless AllowUnencrypted is true (README, "Pointing Slipway at a real VMM server")
+            self.add_error("auth", "Basic over plain HTTP sends the password and every message unencrypted, and a "
+                                   "WinRM listener refuses it by default. Choose NTLM (Slipway encrypts each "
+                                   "message with the session key) on port 5985, or tick HTTPS (port 5986).")
         return data
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+PASSWORD_ENV = "SLIPWAY_SIM_PASSWORD"   # read by ops/management/commands/simulator.py
 
 
 def free_port() -> int:
@@ -39,10 +40,13 @@ class SimProcess:
     port: int
     username: str
     password: str
+    https: bool = False
+    ca_file: str | None = None   # the CA that signed the listener's certificate (HTTPS)
+    https_port: int | None = None  # a second listener, HTTPS, on the same fabric
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/wsman"
+        return f"{'https' if self.https else 'http'}://{self.host}:{self.port}/wsman"
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -56,11 +60,25 @@ class SimProcess:
 
 def spawn(scenario: str = "demo", *, host: str = "127.0.0.1", port: int | None = None, username: str = "slipway",
           password: str | None = None, time_scale: float | None = None, vms: int | None = None,
-          state_file: str | None = None, quiet: bool = True) -> SimProcess:
+          state_file: str | None = None, quiet: bool = True, https: bool = False,
+          https_port: int | None = None, tls_dir: str | None = None) -> SimProcess:
+    """Start ``manage.py simulator``. The password goes through the environment (SLIPWAY_SIM_PASSWORD),
+    never the command line. With ``https`` (the listener on ``port``) or ``https_port`` (a second one)
+    the HTTPS listener's CA is written to ``tls_dir``."""
     port = port or free_port()
     password = password or secrets.token_urlsafe(12)
     cmd = [sys.executable, str(BASE_DIR / "manage.py"), "simulator", "--host", host, "--port", str(port),
-           "--scenario", scenario, "--username", username, "--password", password]
+           "--scenario", scenario, "--username", username]
+    ca_file = None
+    if https and https_port:
+        raise ValueError("give https (the one listener is HTTPS) or https_port (a second, HTTPS listener), not both")
+    if https or https_port:
+        if not tls_dir:
+            raise ValueError("an HTTPS simulator needs tls_dir, where its certificate and CA are written")
+        cmd += ["--https"] if https else ["--https-port", str(https_port)]
+        cmd += ["--tls-dir", tls_dir]
+        ca_file = str(Path(tls_dir) / "listener-ca.pem")
+        Path(ca_file).unlink(missing_ok=True)   # the one found after the start is this listener's
     if time_scale is not None:
         cmd += ["--time-scale", str(time_scale)]
     if vms is not None:
@@ -69,11 +87,13 @@ def spawn(scenario: str = "demo", *, host: str = "127.0.0.1", port: int | None =
         cmd += ["--state", state_file]
     out = subprocess.DEVNULL if quiet else None
     proc = subprocess.Popen(cmd, cwd=BASE_DIR, stdout=out, stderr=None if not quiet else subprocess.PIPE,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", PASSWORD_ENV: password})
     try:
         wait_for_port(host, port, 60, proc)
+        if https_port:
+            wait_for_port(host, https_port, 60, proc)
     except RuntimeError as exc:
         err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr and proc.poll() is not None else ""
         proc.kill()
         raise RuntimeError(f"simulator did not start: {exc}\n{err}") from exc
-    return SimProcess(proc, host, port, username, password)
+    return SimProcess(proc, host, port, username, password, https, ca_file, https_port)

@@ -86,7 +86,7 @@ def start_sim(scenario: str = "demo", time_scale: float = TEST_TIME_SCALE, **kw)
 def make_connection(server, name="vmm01", kind="vmm", **kw):
     from ops.models import ServerConnection
 
-    conn = ServerConnection(name=name, kind=kind, host=server.host, port=server.port, use_https=False, auth="basic",
+    conn = ServerConnection(name=name, kind=kind, host=server.host, port=server.port, use_https=False, auth="ntlm",
                             cert_validation=False, username=server.username, operation_timeout=kw.pop("operation_timeout", 10),
                             **kw)
     conn.set_password(server.password)

@@ -14,6 +14,9 @@ DONE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Don
 
 def add_arguments(parser):
     parser.add_argument("--vms", type=int, default=10000)
+    parser.add_argument("--auth", choices=["basic", "ntlm"], default="ntlm",
+                        help="ntlm: NTLM with every message encrypted, as a customer's VMM is reached; "
+                             "basic: Basic over HTTP, no encryption (what only a simulator allows)")
     parser.add_argument("--repeat", type=int, default=3, help="listings to run; the best is reported")
 
 
@@ -37,12 +40,14 @@ def run(options) -> dict:
     from pypsrp.powershell import PowerShell, RunspacePool
     from pypsrp.wsman import WSMan
 
+    from ops.fabric import transport
     from ops.simproc import spawn
 
     sim = spawn("scale", vms=options["vms"], time_scale=0.001)
     try:
         wsman = WSMan(server=sim.host, port=sim.port, username=sim.username, password=sim.password, ssl=False,
-                      auth="basic", cert_validation=False, no_proxy=True, encryption="never")
+                      auth=options["auth"], cert_validation=False, no_proxy=True,
+                      encryption=transport.encryption(options["auth"], use_https=False))
         started = time.perf_counter()
         pool = RunspacePool(wsman)
         pool.open()
@@ -57,6 +62,7 @@ def run(options) -> dict:
         finally:
             pool.close()
         return {
+            "auth": transport.negotiated(options["auth"], use_https=False, validated=False),
             "vms": options["vms"],
             "pool_open_ms": round(open_ms, 1),
             "small_invoke_ms": round(invoke_ms, 1),

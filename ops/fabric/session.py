@@ -20,8 +20,9 @@ import requests
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, PSInvocationState, RunspacePool
 from pypsrp.wsman import WSMan
+from spnego.exceptions import SpnegoError
 
-from . import errors
+from . import errors, transport
 from .commands import Cmd, error_record_fields, map_command_error
 
 log = logging.getLogger("slipway.fabric")
@@ -42,6 +43,16 @@ class ServerSettings:
     password: str = dataclasses.field(repr=False)
     timeout: float = 30.0
     max_pools: int = 4
+    ca_bundle: str = ""   # a PEM file's path or pasted PEM: the CAs an HTTPS server's certificate is checked against
+    encryption: str = ""  # pypsrp's message encryption; "" = what the auth and scheme call for (transport.py)
+
+    @property
+    def message_encryption(self) -> str:
+        return self.encryption or transport.encryption(self.auth, self.use_https)
+
+    @property
+    def verify(self) -> "bool | str":
+        return transport.cert_validation(self.cert_validation, self.ca_bundle) if self.use_https else False
 
     @classmethod
     def from_connection(cls, connection) -> "ServerSettings":
@@ -56,6 +67,7 @@ class ServerSettings:
             username=connection.username,
             password=connection.get_password(),
             timeout=float(connection.operation_timeout),
+            ca_bundle=connection.ca_bundle,
         )
 
 
@@ -88,12 +100,12 @@ class FabricSession:
             auth=s.auth,
             username=s.username,
             password=s.password,
-            cert_validation=s.cert_validation,
+            cert_validation=s.verify,
             operation_timeout=op_timeout,
             read_timeout=op_timeout + 5,
             connection_timeout=max(1, int(min(timeout, 10))),
             no_proxy=True,
-            encryption="never" if s.auth == "basic" and not s.use_https else "auto",
+            encryption=s.message_encryption,
         )
 
     def _open_pool(self, timeout: float) -> RunspacePool:
@@ -172,16 +184,28 @@ class FabricSession:
             stale = getattr(exc, "pipeline", None)
             raise
         except AuthenticationError as exc:
-            raise self._error(errors.FabricAuthError, f"the server refused the credentials of {self.settings.username!r} ({exc})", cmdlet, target) from exc
+            raise self._error(errors.FabricAuthError, self._refused(), cmdlet, target) from exc
+        except (ImportError, SpnegoError) as exc:  # Kerberos/CredSSP libraries missing, no ticket, no SPN
+            raise self._error(errors.FabricAuthError, transport.explain_client_side(self.settings.auth, exc),
+                              cmdlet, target) from exc
         except (requests.exceptions.Timeout, TimeoutError) as exc:
             raise self._error(errors.FabricTimeout, f"no answer within {timeout:.0f} s ({exc.__class__.__name__})", cmdlet, target) from exc
         except (requests.exceptions.ConnectionError, OSError) as exc:
-            raise self._error(errors.FabricUnreachable, f"cannot connect to {self.settings.host}:{self.settings.port} ({_connect_reason(exc)})", cmdlet, target) from exc
+            s = self.settings
+            tls = transport.explain_tls(str(exc), s.host) if s.use_https else None
+            reason = tls or f"cannot connect to {s.host}:{s.port} ({_connect_reason(exc)})"
+            raise self._error(errors.FabricUnreachable, reason, cmdlet, target) from exc
         except WinRMTransportError as exc:
             if exc.code == 401:
-                raise self._error(errors.FabricAuthError, f"the server refused the credentials of {self.settings.username!r}", cmdlet, target) from exc
+                raise self._error(errors.FabricAuthError, self._refused(), cmdlet, target) from exc
+            refused = transport.explain_unencrypted(str(exc.response_text or exc))
+            if refused:
+                raise self._error(errors.FabricAuthError, refused, cmdlet, target) from exc
             raise self._error(errors.FabricUnreachable, f"HTTP {exc.code}: {_short(exc)}", cmdlet, target) from exc
         except (WinRMError, WSManFaultError) as exc:
+            refused = transport.explain_unencrypted(f"{exc} {getattr(exc, 'reason', '')}")
+            if refused:
+                raise self._error(errors.FabricAuthError, refused, cmdlet, target) from exc
             raise self._error(errors.FabricError, f"WinRM error: {_short(exc)}", cmdlet, target) from exc
         finally:
             if pool is not None:
@@ -212,6 +236,10 @@ class FabricSession:
             if not partial:
                 raise failure
         return Result(list(ps.output), records, list(ps.streams.progress), list(ps.streams.warning), failure)
+
+    def _refused(self) -> str:
+        s = self.settings
+        return transport.explain_refused_credentials(s.username, s.auth, s.use_https)
 
     def _error(self, cls, message, cmdlet, target, **kw):
         return cls(self.settings.name, message, cmdlet=cmdlet, target=target, kind=self.settings.kind, **kw)

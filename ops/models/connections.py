@@ -2,6 +2,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from .. import secrets
+from ..fabric import transport
 
 
 class ServerConnection(models.Model):
@@ -26,6 +27,11 @@ class ServerConnection(models.Model):
     use_https = models.BooleanField(default=False, verbose_name="HTTPS")
     auth = models.CharField(max_length=16, choices=Auth.choices, default=Auth.NEGOTIATE)
     cert_validation = models.BooleanField(default=True, verbose_name="Validate the server certificate")
+    ca_bundle = models.TextField(
+        blank=True, verbose_name="CA bundle",
+        help_text="HTTPS: the CA that signed the server's certificate, as the path of a PEM file on the worker's "
+                  "host or the PEM pasted here. Empty: the system's trusted CAs.",
+    )
     username = models.CharField(max_length=255)
     password_encrypted = models.TextField(blank=True, editable=False)
     max_concurrent_jobs = models.PositiveIntegerField(
@@ -61,6 +67,15 @@ class ServerConnection(models.Model):
     @property
     def has_password(self) -> bool:
         return bool(self.password_encrypted)
+
+    @property
+    def transport_label(self) -> str:
+        """'NTLM, messages encrypted', 'Basic over HTTPS, certificate checked against its CA bundle', ..."""
+        return transport.configured(self.auth, self.use_https, self.cert_validation, self.ca_bundle)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.use_https or transport.encryption(self.auth, self.use_https) != "never"
 
     @property
     def endpoint(self) -> str:

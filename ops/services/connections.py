@@ -4,14 +4,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import authz
-from ..fabric import errors, vmm
+from ..fabric import errors, transport, vmm
 from ..fabric.commands import cmd
 from ..fabric.session import FabricSession, ServerSettings
 from ..models import Run, RunSchedule, ServerConnection
 from ..runbooks import registry
 from . import audit
 
-FIELDS = ("name", "kind", "host", "port", "use_https", "auth", "cert_validation", "username", "max_concurrent_jobs",
+FIELDS = ("name", "kind", "host", "port", "use_https", "auth", "cert_validation", "ca_bundle", "username", "max_concurrent_jobs",
           "operation_timeout", "enabled", "job_timeout")
 
 
@@ -73,21 +73,25 @@ def _uses_kind(runbook_kind: str, param: str) -> bool:
 
 
 def test_connection(user, conn: ServerConnection) -> str:
-    """Open a session and ask the server who it is. Returns a sentence for the admin; raises FabricError."""
+    """Open a session and ask the server who it is. Returns a sentence for the admin that says what was
+    negotiated ("NTLM, messages encrypted", "Basic over HTTPS, certificate valid (CN=..., expires ...)");
+    raises FabricError with the cause and the fix."""
     authz.require(user, "connection.change")
-    session = FabricSession(ServerSettings.from_connection(conn))
+    settings = ServerSettings.from_connection(conn)
+    session = FabricSession(settings)
     try:
         if conn.kind == ServerConnection.Kind.VMM:
             session.run([[cmd("Get-SCVMMServer", ComputerName=conn.host), cmd("Out-Null")]], cmdlet="Get-SCVMMServer",
                         timeout=conn.operation_timeout)
             count = len(vmm.list_clouds(session))
-            message = f"{conn.name}: connected; the VMM server answers and has {count} cloud(s)."
+            answer = f"the VMM server answers and has {count} cloud(s)."
         elif conn.kind == ServerConnection.Kind.SCOM:
             session.run([[cmd("Get-SCOMMaintenanceMode"), cmd("Out-Null")]], cmdlet="Get-SCOMMaintenanceMode")
-            message = f"{conn.name}: connected; the SCOM server answers."
+            answer = "the SCOM server answers."
         else:
             session.run([[cmd("Get-Variable", Name="PSVersionTable", ValueOnly=True), cmd("Out-Null")]], cmdlet="Get-Variable")
-            message = f"{conn.name}: connected."
+            answer = "the server answers."
+        message = f"{conn.name}: connected ({_negotiated(settings)}); {answer}"
     except errors.FabricError as exc:
         # the list's Status column shows the outcome of the last test, not only of the last sync
         ServerConnection.objects.filter(pk=conn.pk).update(last_error=str(exc))
@@ -98,3 +102,14 @@ def test_connection(user, conn: ServerConnection) -> str:
     ServerConnection.objects.filter(pk=conn.pk).update(last_ok_at=timezone.now(), last_error="")
     audit.record(user, "connection.test", conn, ok=True)
     return message
+
+
+def _negotiated(settings: ServerSettings) -> str:
+    peer = None
+    if settings.use_https:
+        try:
+            peer = transport.peer_certificate(settings.host, settings.port, settings.verify,
+                                              timeout=min(settings.timeout, 10))
+        except OSError as exc:  # the call just worked over the same TLS; say so rather than fail the test
+            peer = {"cn": f"not read again: {exc}", "expires": "?"}
+    return transport.negotiated(settings.auth, settings.use_https, bool(settings.verify), peer)

@@ -98,3 +98,166 @@ def test_a_connection_with_hosting_plans_is_not_deleted(client_for, admin_user, 
     assert f"Connection {conn.name} is the VMM server of hosting plans (Gold)" in page and "Nothing was deleted" in page
     assert ServerConnection.objects.filter(pk=conn.pk).exists()
     assert not AuditEntry.objects.filter(action="connection.delete").exists()
+
+
+# --- how the connection reaches its server (issue 8) ------------------------------------------------
+def _tls_server(sim, **issue):
+    from ops.simulator import tls
+    from ops.simulator.server import start_simulator
+
+    material = tls.issue("127.0.0.1", **issue) if issue else None
+    return start_simulator(sim.engine, port=0, username="slipway", password=sim.server.password, https=True,
+                           tls=material)
+
+
+def _https_connection(server, ca_bundle="", auth="basic"):
+    conn = ServerConnection(name="vmm-tls", kind="vmm", host=server.host, port=server.port, use_https=True, auth=auth,
+                            cert_validation=True, ca_bundle=ca_bundle, username="slipway", operation_timeout=10)
+    conn.set_password(server.password)
+    conn.save()
+    return conn
+
+
+def _test_page(client, conn):
+    return client.post(reverse("ops:connection_test", args=[conn.pk]), follow=True).content.decode()
+
+
+def test_test_button_says_ntlm_with_encrypted_messages(client_for, admin_user, sim):
+    assert sim.vmm.auth == "ntlm" and not sim.vmm.use_https
+    page = _test_page(client_for(admin_user), sim.vmm)
+    assert "vmm01: connected (NTLM, messages encrypted)" in page
+
+
+def test_test_button_says_https_certificate_valid_with_pasted_ca(client_for, admin_user, sim):
+    server = _tls_server(sim)
+    try:
+        conn = _https_connection(server, ca_bundle=server.certificate.ca_pem.decode())
+        page = _test_page(client_for(admin_user), conn)
+        expires = server.certificate.not_after.date().isoformat()
+        assert f"connected (Basic over HTTPS, certificate valid (CN=127.0.0.1, expires {expires}))" in page
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("issue,bundle,cause,fix", [
+    ({}, "", "signed by a CA Slipway does not trust", "CA bundle"),
+    ({"days": -1}, "ca", "certificate has expired", "renew the certificate"),
+    ({"names": ["vmm99.contoso.com"]}, "ca", "not issued for &#x27;127.0.0.1&#x27;", "enter in Host the name"),
+])
+def test_certificate_problems_name_the_cause_and_the_fix(client_for, admin_user, sim, issue, bundle, cause, fix):
+    server = _tls_server(sim, **issue) if issue else _tls_server(sim)
+    try:
+        conn = _https_connection(server, ca_bundle=server.ca_file if bundle else "")
+        page = _test_page(client_for(admin_user), conn)
+        assert "VMM server vmm-tls" in page and cause in page and fix in page
+        conn.refresh_from_db()
+        assert "vmm-tls" in conn.last_error and conn.last_ok_at is None
+    finally:
+        server.stop()
+
+
+def test_wrong_password_names_the_fix(client_for, admin_user, sim):
+    sim.vmm.set_password("wrong-password")
+    sim.vmm.save()
+    page = _test_page(client_for(admin_user), sim.vmm)
+    assert "refused the credentials of &#x27;slipway&#x27;" in page and "check the user name" in page
+
+
+def test_unencrypted_ntlm_is_refused_with_cause_and_fix(sim):
+    from ops.fabric import errors, vmm
+    from ops.fabric.session import FabricSession, ServerSettings
+
+    settings = ServerSettings.from_connection(sim.vmm)
+    session = FabricSession(ServerSettings(**{**settings.__dict__, "encryption": "never"}))
+    try:
+        with pytest.raises(errors.FabricAuthError) as info:
+            vmm.list_clouds(session)
+    finally:
+        session.close()
+    assert "refuses unencrypted messages" in str(info.value) and "let Slipway encrypt them" in str(info.value)
+
+
+def test_basic_over_http_to_a_listener_that_refuses_it_names_the_safe_choices(sim):
+    from ops.fabric import errors, vmm
+    from ops.fabric.session import FabricSession, ServerSettings
+    from ops.simulator.server import start_simulator
+
+    server = start_simulator(sim.engine, port=0, password="pw-strict-1", allow_unencrypted=False)
+    session = FabricSession(ServerSettings(name="vmm01", kind="vmm", host=server.host, port=server.port,
+                                           use_https=False, auth="basic", cert_validation=False, username="slipway",
+                                           password="pw-strict-1", timeout=10))
+    try:
+        with pytest.raises(errors.FabricAuthError) as info:
+            vmm.list_clouds(session)
+        assert "refuses Basic over HTTP" in str(info.value) and "choose NTLM" in str(info.value)
+        ntlm = FabricSession(ServerSettings(**{**session.settings.__dict__, "auth": "ntlm"}))
+        assert len(vmm.list_clouds(ntlm)) == 3   # the same listener takes NTLM with encrypted messages
+        ntlm.close()
+    finally:
+        session.close()
+        server.stop()
+
+
+def test_basic_over_http_to_a_remote_host_is_refused_naming_the_safe_choices(client_for, admin_user):
+    c = client_for(admin_user)
+    response = c.post(reverse("ops:connection_new"), {**GOOD, "use_https": "", "port": "5985", "auth": "basic"})
+    page = response.content.decode()
+    assert response.status_code == 200 and "Basic over plain HTTP" in page
+    assert "Choose NTLM" in page and "HTTPS (port 5986)" in page
+    assert not ServerConnection.objects.exists() and not AuditEntry.objects.exists()
+    # NTLM over HTTP (encrypted messages), and Basic over HTTPS, are saved
+    assert c.post(reverse("ops:connection_new"), {**GOOD, "use_https": "", "port": "5985", "auth": "ntlm"}).status_code == 302
+    assert c.post(reverse("ops:connection_new"), {**GOOD, "name": "vmm03", "auth": "basic"}).status_code == 302
+    # on the same machine (the simulator, a tunnel) nothing crosses the network
+    local = {**GOOD, "name": "vmm04", "host": "127.0.0.1", "use_https": "", "port": "5985", "auth": "basic"}
+    assert c.post(reverse("ops:connection_new"), local).status_code == 302
+
+
+@pytest.mark.parametrize("bundle,message", [
+    ("contoso-ca.pem", "Give the path of a PEM file"),
+    ("/nonexistent/contoso-ca.pem", "No file /nonexistent/contoso-ca.pem"),
+    ("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----", "not a PEM CA certificate"),
+])
+def test_a_ca_bundle_that_cannot_be_used_is_refused(client_for, admin_user, bundle, message):
+    response = client_for(admin_user).post(reverse("ops:connection_new"), {**GOOD, "ca_bundle": bundle})
+    assert response.status_code == 200 and message in response.content.decode()
+    assert not ServerConnection.objects.exists()
+
+
+def test_a_ca_bundle_path_or_pem_is_saved(client_for, admin_user, tmp_path):
+    from ops.simulator import tls
+
+    pem = tls.issue("vmm02.contoso.com").ca_pem.decode()
+    (tmp_path / "ca.pem").write_text(pem)
+    c = client_for(admin_user)
+    assert c.post(reverse("ops:connection_new"), {**GOOD, "ca_bundle": str(tmp_path / "ca.pem")}).status_code == 302
+    assert ServerConnection.objects.get(name="vmm02").ca_bundle == str(tmp_path / "ca.pem")
+    assert c.post(reverse("ops:connection_new"), {**GOOD, "name": "vmm03", "ca_bundle": pem}).status_code == 302
+    assert ServerConnection.objects.get(name="vmm03").ca_bundle == pem.strip()
+
+
+def test_the_list_says_how_each_connection_reaches_its_server(client_for, admin_user, sim):
+    page = client_for(admin_user).get(reverse("ops:connections")).content.decode()
+    assert "NTLM, messages encrypted" in page and "not encrypted" not in page
+    ServerConnection.objects.create(name="vmm-local", kind="vmm", host="127.0.0.1", port=5985, auth="basic",
+                                    username="u", use_https=False)
+    ServerConnection.objects.create(name="vmm-tls", kind="vmm", host="vmm09.contoso.com", port=5986, auth="kerberos",
+                                    username="u", use_https=True, ca_bundle="/etc/ssl/contoso-ca.pem")
+    page = client_for(admin_user).get(reverse("ops:connections")).content.decode()
+    assert "Basic over HTTP, messages NOT encrypted" in page and "badge warn\">not encrypted" in page
+    assert "Kerberos over HTTPS, certificate checked against its CA bundle" in page
+
+
+@pytest.mark.parametrize("auth,fix", [("kerberos", "pip install pypsrp[kerberos]"),
+                                      ("credssp", "pip install pypsrp[credssp]")])
+def test_auth_that_cannot_start_here_names_what_to_install(client_for, admin_user, sim, auth, fix):
+    missing = {"kerberos": "gssapi", "credssp": "requests_credssp"}[auth]
+    try:
+        __import__(missing)
+        pytest.skip(f"{missing} is installed on this host: this auth can start")
+    except ImportError:
+        pass
+    sim.vmm.auth = auth
+    sim.vmm.save()
+    page = _test_page(client_for(admin_user), sim.vmm)
+    assert "VMM server vmm01" in page and "cannot start on Slipway&#x27;s host" in page and fix in page

@@ -1,4 +1,5 @@
-"""The simulator's protocol layer, driven by an unmodified pypsrp 0.9.1 client over loopback.
+"""The simulator's protocol layer, driven by an unmodified pypsrp 0.9.1 client over loopback,
+with NTLM and every message sealed (``SimulatorServer.wsman_kwargs``), as a customer's VMM is reached.
 
 A tiny fake engine (below) implements the contract; the tests assert what the
 client observes (and, where it matters, what the engine was handed).
@@ -175,9 +176,15 @@ def test_open_close_is_alive_and_session_per_pool(sim, engine):
     assert not rp.is_alive()
 
 
-def test_wrong_password_is_authentication_error(sim):
+@pytest.mark.parametrize("auth", [{"auth": "ntlm"}, {"auth": "basic", "encryption": "never"}])
+def test_wrong_password_is_authentication_error(sim, auth):
     with pytest.raises(AuthenticationError):
-        RunspacePool(connect(sim, password="wrong")).open()
+        RunspacePool(connect(sim, password="wrong", **auth)).open()
+
+
+def test_basic_over_http_still_works_for_tests_and_benches(sim):
+    with RunspacePool(connect(sim, auth="basic", encryption="never")) as rp:
+        assert run(rp, ("Whoami", {}))[1] == ["slipway"]
 
 
 def test_pool_session_state_and_several_pipelines(pool):

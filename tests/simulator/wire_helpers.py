@@ -48,8 +48,7 @@ class Wire:
         from pypsrp.wsman import WSMan
 
         s = self.server
-        return WSMan(s.host, port=s.port, ssl=False, auth="basic", username=s.username, password=s.password,
-                     cert_validation=False, encryption="never", operation_timeout=10, read_timeout=15, no_proxy=True)
+        return WSMan(**s.wsman_kwargs(operation_timeout=10, read_timeout=15))
 
 
 def serve(engine) -> Wire:
@@ -58,6 +57,6 @@ def serve(engine) -> Wire:
 
     server = start_simulator(engine, port=0, username="slipway", password=secrets.token_urlsafe(10))
     settings = ServerSettings(name="vmm01", kind="vmm", host=server.host, port=server.port, use_https=False,
-                              auth="basic", cert_validation=False, username=server.username, password=server.password,
+                              auth="ntlm", cert_validation=False, username=server.username, password=server.password,
                               timeout=10)
     return Wire(engine, server, FabricSession(settings))

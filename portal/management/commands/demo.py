@@ -45,7 +45,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--sim-port", type=int, default=5985)
+        parser.add_argument("--sim-port", type=int, default=5985, help="the simulator's HTTP listener (NTLM)")
+        parser.add_argument("--sim-https-port", type=int, default=None,
+                            help="the simulator's HTTPS listener (default: --sim-port + 1, so 5986)")
         parser.add_argument("--sim-username", default="slipway")
         parser.add_argument("--sim-password", default="slipway-demo")
         parser.add_argument("--time-scale", type=float, default=1.0, help="simulated job durations x this (0.1 = 10x faster)")
@@ -70,7 +72,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Starting the fabric simulator on {opts['host']}:{opts['sim_port']} ...")
         sim = spawn("demo", host=opts["host"], port=opts["sim_port"], username=opts["sim_username"],
                     password=opts["sim_password"], time_scale=opts["time_scale"],
-                    state_file=str(data_dir / "simulator-state.json"), quiet=False)
+                    state_file=str(data_dir / "simulator-state.json"), quiet=False,
+                    https_port=opts["sim_https_port"] or opts["sim_port"] + 1, tls_dir=str(data_dir / "simulator-tls"))
         procs = [sim.proc]
         try:
             self._connections(sim)
@@ -165,15 +168,25 @@ class Command(BaseCommand):
             roles.grant(user, *role_names)
 
     def _connections(self, sim):
+        """As a customer reaches VMM: NTLM over HTTP with every message encrypted (vmm01), and HTTPS with
+        the listener's certificate validated against the CA that signed it (scom01)."""
         from ops.models import ServerConnection
 
-        for name, kind in (("vmm01", "vmm"), ("scom01", "scom")):
+        for name, kind, https in (("vmm01", "vmm", False), ("scom01", "scom", True)):
             conn = ServerConnection.objects.filter(name=name).first() or ServerConnection(name=name)
-            conn.kind, conn.host, conn.port = kind, sim.host, sim.port
-            conn.use_https, conn.auth, conn.cert_validation = False, "basic", False
+            conn.kind, conn.host = kind, sim.host
+            if https:
+                conn.port, conn.use_https, conn.auth = sim.https_port, True, "basic"
+                conn.cert_validation, conn.ca_bundle = True, sim.ca_file
+            else:
+                conn.port, conn.use_https, conn.auth = sim.port, False, "ntlm"
+                conn.cert_validation, conn.ca_bundle = True, ""
             conn.username = sim.username
             conn.set_password(sim.password)
             conn.save()
+            transport = f"NTLM, messages encrypted, {conn.endpoint}" if not https else \
+                f"Basic over HTTPS, certificate checked against {sim.ca_file}, {conn.endpoint}"
+            self.stdout.write(f"Connection {name}: {transport}")
 
     def _tenancy(self):
         """The demo's plans and subscriptions, made once (a restart finds them); a role the simulator's
