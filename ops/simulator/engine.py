@@ -22,9 +22,10 @@ import os
 import threading
 
 from . import errors as E
-from . import language
+from . import language, patching
 from .cmdlets import base, objects as O
 from .cmdlets import generic as _generic, scom as _scom, vmm as _vmm  # noqa: F401  (register cmdlets)
+from .cmdlets import configmgr as _configmgr, vmm_hosts as _vmm_hosts  # noqa: F401  (patching cmdlets)
 from .contract import PSError, SimObject, Statement
 from .faults import FaultSet
 from .language import Arg
@@ -170,6 +171,7 @@ class SimEngine:
                 f.faults.clear()
                 with f.lock:
                     canceled = f.jobs.cancel_hung()
+                    patching.release_faults(f)
                 return {"ok": True, "canceled_hung_jobs": canceled}
             if op == "faults":
                 return {"ok": True, "faults": f.faults.to_list()}

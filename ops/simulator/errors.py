@@ -25,6 +25,7 @@ E_ALREADY_MAINT = 10434
 E_SAME_HOST = 10601
 E_NO_TARGET = 10470       # SucceedWithInfo: an HA VM could not be live migrated and was saved
 E_SCOM = 30001
+E_AGENT_LOST = 2916       # the host does not respond (rebooting)
 
 
 def command_not_found(name: str) -> PSError:

@@ -35,6 +35,7 @@ import random
 import tempfile
 import uuid
 
+from . import patching
 from .fabric import VM, Checkpoint, Cloud, Cluster, Fabric, Host, ScomInstance, UserRole
 from .jobs import utcnow
 
@@ -144,6 +145,7 @@ def from_data(data: dict, time_scale: float = 1.0) -> Fabric:
     for h in f.hosts.values():
         if f.used_mb(h) > h.memory_mb:
             raise ValueError(f"scenario: running VMs on {h.name} need {f.used_mb(h)} MB, host has {h.memory_mb} MB")
+    patching.load_scenario(f, data)
     if data.get("faults"):
         from .faults import FaultSet
         f.faults = FaultSet()
