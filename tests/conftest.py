@@ -105,3 +105,9 @@ def sim(db):
     finally:
         close_all()
         server.stop()
+
+
+@pytest.fixture
+def configmgr(sim):
+    """A ConfigMgr connection (kind ``configmgr``) to the demo's site, on the same simulator as ``sim``."""
+    return make_connection(sim.server, "cm01", "configmgr")

@@ -1,0 +1,300 @@
+"""Typed ConfigMgr calls: a node joins the deployment's collection, the collection is refreshed,
+the client is asked for machine policy, and the deployment's per-device status is followed.
+
+Every function takes a ``FabricSession`` for a ServerConnection of kind ``configmgr`` (the SMS
+Provider / site server, reached over WinRM like VMM) and sends structured commands only. Errors
+are the typed ``ops.fabric.errors`` exceptions naming the server, the cmdlet, the target and the
+server's message (``ConfigMgr server cm01: Add-CMDeviceCollectionDirectMembershipRule on HV-B01
+failed: No object corresponds to the specified parameters.``); a collection, device or deployment
+that does not exist raises ``errors.NotFound``.
+
+The order a patch run uses, one node at a time::
+
+    dep = configmgr.get_deployment(s, name="2026-12 Hyper-V Hosts - Patch Window")
+    dev = configmgr.get_device(s, "hv-b01.contoso.com")          # a host name or its device name
+    configmgr.add_to_collection(s, dep.collection_id, dev)       # a direct membership rule
+    before = configmgr.refresh_collection(s, dep.collection_id)  # asynchronous in ConfigMgr ...
+    configmgr.wait_collection_refreshed(s, dep.collection_id, before, timeout=600)  # ... LastRefreshTime moves
+    configmgr.request_machine_policy(s, dev)                     # the client evaluates the deployment
+    st = configmgr.device_status(s, dep, dev)                    # poll: st.in_progress / pending_restart / failed / compliant
+    # pending_restart -> vmm.restart_host(...); wait for vmm.host_facts(...).responding; poll again -> compliant
+    configmgr.remove_from_collection(s, dep.collection_id, dev); configmgr.refresh_collection(s, dep.collection_id)
+
+Membership only counts after the refresh: a policy request before it installs nothing. A device
+that has not reported for a deployment is ``status_type`` 4 (Unknown). Status types: 1 Success,
+2 InProgress (also "Pending system restart"), 4 Unknown, 5 Error (``error_code`` is the install's
+error, e.g. -2147024891 = 0x80070005). Devices and collections are named as ConfigMgr names them;
+``get_device`` accepts a host's FQDN and asks for its short name.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+
+from . import errors
+from .commands import check_literal_name, cmd, parse_date, parse_json_output, select_json
+from .session import FabricSession
+
+DEVICE_FIELDS = ("Name", "ResourceID", "IsClient", "ClientActiveStatus", "CNIsOnline", "LastPolicyRequest")
+COLLECTION_FIELDS = ("CollectionID", "Name", "MemberCount", "LastRefreshTime", "LastMemberChangeTime", "CurrentStatus")
+GROUP_FIELDS = ("CI_ID", "LocalizedDisplayName", "Updates", "IsDeployed")
+DEPLOYMENT_FIELDS = ("AssignmentID", "AssignmentName", "AssignmentUniqueID", "AssignedUpdateGroup",
+                     "TargetCollectionID", "Enabled")
+DETAIL_FIELDS = ("DeviceName", "ResourceID", "IsCompliant", "StatusType", "StatusDescription", "StatusErrorCode",
+                 "StatusTime")
+STATUS_TYPES = {1: "Success", 2: "InProgress", 4: "Unknown", 5: "Error"}
+PENDING_RESTART = "Pending system restart"
+COLLECTION_REFRESHING = 2  # SMS_Collection.CurrentStatus
+
+
+@dataclasses.dataclass
+class DeviceInfo:
+    resource_id: int
+    name: str
+    is_client: bool
+    client_active: bool
+    online: bool          # reachable over the client notification channel (False while rebooting)
+    last_policy_request: dt.datetime | None = None
+
+
+@dataclasses.dataclass
+class CollectionInfo:
+    id: str
+    name: str
+    member_count: int
+    last_refresh_time: dt.datetime | None
+    last_member_change_time: dt.datetime | None
+    refreshing: bool
+
+
+@dataclasses.dataclass
+class UpdateGroupInfo:
+    ci_id: int
+    name: str
+    update_ci_ids: list
+    deployed: bool
+
+
+@dataclasses.dataclass
+class DeploymentInfo:
+    assignment_id: int
+    name: str
+    deployment_id: str    # AssignmentUniqueID, what -DeploymentId takes
+    update_group_ci_id: int
+    collection_id: str
+    enabled: bool
+
+
+@dataclasses.dataclass
+class DeviceStatus:
+    device_name: str
+    resource_id: int
+    is_compliant: bool
+    status_type: int
+    description: str
+    error_code: int
+    status_time: dt.datetime | None
+
+    @property
+    def status(self) -> str:
+        return STATUS_TYPES.get(self.status_type, str(self.status_type))
+
+    @property
+    def compliant(self) -> bool:
+        return self.status_type == 1 and self.is_compliant
+
+    @property
+    def pending_restart(self) -> bool:
+        return self.status_type == 2 and self.description == PENDING_RESTART
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status_type == 2 and not self.pending_restart
+
+    @property
+    def failed(self) -> bool:
+        return self.status_type == 5
+
+
+def _int(v) -> int:
+    return int(v or 0)
+
+
+def _query(s: FabricSession, pipeline, fields, *, cmdlet: str, target: str = "") -> list[dict]:
+    return parse_json_output(s.run([pipeline + select_json(*fields)], cmdlet=cmdlet, target=target).output)
+
+
+def _not_found(s: FabricSession, what: str, cmdlet: str, target: str):
+    return errors.NotFound(s.settings.name, what, cmdlet=cmdlet, target=target, kind=s.settings.kind)
+
+
+def device_name(host_or_device: str) -> str:
+    """ConfigMgr names a device by its NetBIOS name: ``hv-b01.contoso.com`` -> ``HV-B01``."""
+    return str(host_or_device).split(".")[0].upper()
+
+
+# -- devices --------------------------------------------------------------------------------
+def _device(r: dict) -> DeviceInfo:
+    return DeviceInfo(_int(r.get("ResourceID")), str(r.get("Name") or ""), bool(r.get("IsClient")),
+                      _int(r.get("ClientActiveStatus")) == 1, bool(r.get("CNIsOnline")),
+                      parse_date(r.get("LastPolicyRequest")))
+
+
+def get_device(s: FabricSession, name: str) -> DeviceInfo:
+    """The device of a host (FQDN or device name)."""
+    short = device_name(name)
+    check_literal_name(s, short, "device", "Get-CMDevice")
+    rows = _query(s, [cmd("Get-CMDevice", Name=short, Fast=True)], DEVICE_FIELDS, cmdlet="Get-CMDevice", target=short)
+    if not rows:
+        raise _not_found(s, f"no device is named {short}", "Get-CMDevice", short)
+    return _device(rows[0])
+
+
+def list_devices(s: FabricSession, collection: str | None = None) -> list[DeviceInfo]:
+    """Every device, or the effective members of one collection (by name)."""
+    rows = _query(s, [cmd("Get-CMDevice", CollectionName=collection, Fast=True)], DEVICE_FIELDS,
+                  cmdlet="Get-CMDevice", target=collection or "")
+    return [_device(r) for r in rows]
+
+
+def _resource_id(device: DeviceInfo | int) -> int:
+    return device.resource_id if isinstance(device, DeviceInfo) else int(device)
+
+
+def _label(device: DeviceInfo | int) -> str:
+    return device.name if isinstance(device, DeviceInfo) else str(device)
+
+
+# -- collections ----------------------------------------------------------------------------
+def _collection(r: dict) -> CollectionInfo:
+    return CollectionInfo(str(r.get("CollectionID") or ""), str(r.get("Name") or ""), _int(r.get("MemberCount")),
+                          parse_date(r.get("LastRefreshTime")), parse_date(r.get("LastMemberChangeTime")),
+                          _int(r.get("CurrentStatus")) == COLLECTION_REFRESHING)
+
+
+def _collection_args(collection: str) -> dict:
+    """A collection ID (``CM100015``, ``SMS00001``) or a name."""
+    text = str(collection)
+    is_id = len(text) == 8 and text[:3].isalnum() and text[3:].isdigit()
+    return {"Id" if is_id else "Name": text}
+
+
+def get_collection(s: FabricSession, collection: str) -> CollectionInfo:
+    check_literal_name(s, collection, "collection", "Get-CMDeviceCollection")
+    rows = _query(s, [cmd("Get-CMDeviceCollection", **_collection_args(collection))], COLLECTION_FIELDS,
+                  cmdlet="Get-CMDeviceCollection", target=collection)
+    if not rows:
+        raise _not_found(s, f"no device collection is named {collection}", "Get-CMDeviceCollection", collection)
+    return _collection(rows[0])
+
+
+def _rule_target(collection: str) -> dict:
+    args = _collection_args(collection)
+    return {"CollectionId": args["Id"]} if "Id" in args else {"CollectionName": args["Name"]}
+
+
+def add_to_collection(s: FabricSession, collection: str, device: DeviceInfo | int) -> None:
+    """A direct membership rule; effective after the next refresh. Adding it twice is harmless."""
+    s.run([[cmd("Add-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
+                ResourceId=[_resource_id(device)])]],
+          cmdlet="Add-CMDeviceCollectionDirectMembershipRule", target=f"{_label(device)} in {collection}")
+
+
+def remove_from_collection(s: FabricSession, collection: str, device: DeviceInfo | int) -> None:
+    s.run([[cmd("Remove-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
+                ResourceId=[str(_resource_id(device))], Force=True)]],
+          cmdlet="Remove-CMDeviceCollectionDirectMembershipRule", target=f"{_label(device)} in {collection}")
+
+
+def refresh_collection(s: FabricSession, collection: str) -> CollectionInfo:
+    """Ask for a membership update; returns the collection as it was before (pass it to
+    ``wait_collection_refreshed``)."""
+    before = get_collection(s, collection)
+    args = _collection_args(collection)
+    s.run([[cmd("Invoke-CMCollectionUpdate", **({"CollectionId": args["Id"]} if "Id" in args else {"Name": args["Name"]}))]],
+          cmdlet="Invoke-CMCollectionUpdate", target=collection)
+    return before
+
+
+def wait_collection_refreshed(s: FabricSession, collection: str, before: CollectionInfo, timeout: float,
+                              poll: float = 2.0) -> CollectionInfo:
+    """Poll until ``LastRefreshTime`` is later than ``before``'s (the update ran)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = get_collection(s, collection)
+        if now.last_refresh_time and (before.last_refresh_time is None or now.last_refresh_time > before.last_refresh_time):
+            return now
+        if time.monotonic() > deadline:
+            raise errors.FabricTimeout(s.settings.name, f"collection {collection} was not refreshed within {timeout:.0f} s",
+                                       cmdlet="Invoke-CMCollectionUpdate", target=collection, kind=s.settings.kind)
+        time.sleep(poll)
+
+
+# -- client actions --------------------------------------------------------------------------
+def request_machine_policy(s: FabricSession, device: DeviceInfo | int) -> None:
+    """Invoke-CMClientAction -ActionType ClientNotificationRequestMachinePolicyNow (fast channel: an
+    offline client does not get it)."""
+    s.run([[cmd("Invoke-CMClientAction", DeviceId=_resource_id(device),
+                ActionType="ClientNotificationRequestMachinePolicyNow")]],
+          cmdlet="Invoke-CMClientAction", target=_label(device))
+
+
+# -- update groups and deployments -----------------------------------------------------------
+def list_update_groups(s: FabricSession, name: str | None = None) -> list[UpdateGroupInfo]:
+    rows = _query(s, [cmd("Get-CMSoftwareUpdateGroup", Name=name)], GROUP_FIELDS, cmdlet="Get-CMSoftwareUpdateGroup",
+                  target=name or "")
+    out = []
+    for r in rows:
+        ids = r.get("Updates") or []
+        out.append(UpdateGroupInfo(_int(r.get("CI_ID")), str(r.get("LocalizedDisplayName") or ""),
+                                   [int(i) for i in (ids if isinstance(ids, list) else [ids])], bool(r.get("IsDeployed"))))
+    return out
+
+
+def _deployment(r: dict) -> DeploymentInfo:
+    return DeploymentInfo(_int(r.get("AssignmentID")), str(r.get("AssignmentName") or ""),
+                          str(r.get("AssignmentUniqueID") or ""), _int(r.get("AssignedUpdateGroup")),
+                          str(r.get("TargetCollectionID") or ""), bool(r.get("Enabled")))
+
+
+def list_deployments(s: FabricSession, collection: str | None = None) -> list[DeploymentInfo]:
+    """Software update deployments, optionally only those targeting one collection (ID or name)."""
+    args = {}
+    if collection:
+        c = _collection_args(collection)
+        args = {"CollectionId": c["Id"]} if "Id" in c else {"CollectionName": c["Name"]}
+    rows = _query(s, [cmd("Get-CMSoftwareUpdateDeployment", **args)], DEPLOYMENT_FIELDS,
+                  cmdlet="Get-CMSoftwareUpdateDeployment", target=collection or "")
+    return [_deployment(r) for r in rows]
+
+
+def get_deployment(s: FabricSession, name: str | None = None, deployment_id: str | None = None) -> DeploymentInfo:
+    """One deployment by its name or its AssignmentUniqueID."""
+    if not (name or deployment_id):
+        raise ValueError("get_deployment needs a name or a deployment_id")
+    target = name or deployment_id
+    if name:
+        check_literal_name(s, name, "deployment", "Get-CMSoftwareUpdateDeployment")
+    rows = _query(s, [cmd("Get-CMSoftwareUpdateDeployment", Name=name, DeploymentId=deployment_id)], DEPLOYMENT_FIELDS,
+                  cmdlet="Get-CMSoftwareUpdateDeployment", target=target)
+    if not rows:
+        raise _not_found(s, f"no software update deployment is {target}", "Get-CMSoftwareUpdateDeployment", target)
+    return _deployment(rows[0])
+
+
+def deployment_status(s: FabricSession, deployment: DeploymentInfo) -> list[DeviceStatus]:
+    """Every targeted device's status (the summary rows' details, one round trip)."""
+    pipeline = [cmd("Get-CMSoftwareUpdateDeployment", DeploymentId=deployment.deployment_id),
+                cmd("Get-CMSoftwareUpdateDeploymentStatus"), cmd("Get-CMDeploymentStatusDetails")]
+    rows = _query(s, pipeline, DETAIL_FIELDS, cmdlet="Get-CMDeploymentStatusDetails", target=deployment.name)
+    return [DeviceStatus(str(r.get("DeviceName") or ""), _int(r.get("ResourceID")), bool(_int(r.get("IsCompliant"))),
+                         _int(r.get("StatusType")), str(r.get("StatusDescription") or ""), _int(r.get("StatusErrorCode")),
+                         parse_date(r.get("StatusTime"))) for r in rows]
+
+
+def device_status(s: FabricSession, deployment: DeploymentInfo, device: DeviceInfo | int) -> DeviceStatus | None:
+    """One device's status for a deployment; None while the device is not (yet) targeted by it
+    (not an effective member of its collection)."""
+    rid = _resource_id(device)
+    return next((d for d in deployment_status(s, deployment) if d.resource_id == rid), None)
