@@ -20,6 +20,8 @@ The order a patch run uses, one node at a time::
     # pending_restart -> vmm.restart_host(...); wait for vmm.host_facts(...).responding; poll again -> compliant
     configmgr.remove_from_collection(s, dep.collection_id, dev); configmgr.refresh_collection(s, dep.collection_id)
 
+Every call first imports the ConfigurationManager module and sets the location to the site drive
+(found once per session with ``Get-PSDrive -PSProvider CMSite``), as ConfigMgr cmdlets require.
 Membership only counts after the refresh: a policy request before it installs nothing. A device
 that has not reported for a deployment is ``status_type`` 4 (Unknown). Status types: 1 Success,
 2 InProgress (also "Pending system restart"), 4 Unknown, 5 Error (``error_code`` is the install's
@@ -31,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+import weakref
 
 from . import errors
 from .commands import check_literal_name, cmd, parse_date, parse_json_output, select_json
@@ -117,12 +120,36 @@ class DeviceStatus:
         return self.status_type == 5
 
 
+_IMPORT = [cmd("Import-Module", Name="ConfigurationManager")]
+_site_drives: "weakref.WeakKeyDictionary[FabricSession, str]" = weakref.WeakKeyDictionary()
+
+
+def site_drive(s: FabricSession) -> str:
+    """The site's PSDrive (``CM1:``), asked once per session: ConfigMgr cmdlets run only from it."""
+    drive = _site_drives.get(s)
+    if drive is None:
+        rows = parse_json_output(s.run([_IMPORT, [cmd("Get-PSDrive", PSProvider="CMSite"), *select_json("Name", "Root")]],
+                                       cmdlet="Get-PSDrive", target="CMSite").output)
+        if not rows:
+            raise errors.FabricCommandError(s.settings.name, "the ConfigurationManager module shows no site drive; is "
+                                            "this a ConfigMgr site server with the console installed?",
+                                            cmdlet="Get-PSDrive", target="CMSite", kind=s.settings.kind)
+        drive = _site_drives[s] = f"{rows[0].get('Name')}:"
+    return drive
+
+
+def _run(s: FabricSession, statements, *, cmdlet: str, target: str = ""):
+    """Statements run on the site drive (the module import and the location are per runspace; both
+    are repeated in the same round trip, so any pooled runspace will do)."""
+    return s.run([_IMPORT, [cmd("Set-Location", Path=site_drive(s))], *statements], cmdlet=cmdlet, target=target)
+
+
 def _int(v) -> int:
     return int(v or 0)
 
 
 def _query(s: FabricSession, pipeline, fields, *, cmdlet: str, target: str = "") -> list[dict]:
-    return parse_json_output(s.run([pipeline + select_json(*fields)], cmdlet=cmdlet, target=target).output)
+    return parse_json_output(_run(s, [pipeline + select_json(*fields)], cmdlet=cmdlet, target=target).output)
 
 
 def _not_found(s: FabricSession, what: str, cmdlet: str, target: str):
@@ -196,13 +223,13 @@ def _rule_target(collection: str) -> dict:
 
 def add_to_collection(s: FabricSession, collection: str, device: DeviceInfo | int) -> None:
     """A direct membership rule; effective after the next refresh. Adding it twice is harmless."""
-    s.run([[cmd("Add-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
+    _run(s, [[cmd("Add-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
                 ResourceId=[_resource_id(device)])]],
           cmdlet="Add-CMDeviceCollectionDirectMembershipRule", target=f"{_label(device)} in {collection}")
 
 
 def remove_from_collection(s: FabricSession, collection: str, device: DeviceInfo | int) -> None:
-    s.run([[cmd("Remove-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
+    _run(s, [[cmd("Remove-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
                 ResourceId=[str(_resource_id(device))], Force=True)]],
           cmdlet="Remove-CMDeviceCollectionDirectMembershipRule", target=f"{_label(device)} in {collection}")
 
@@ -212,7 +239,7 @@ def refresh_collection(s: FabricSession, collection: str) -> CollectionInfo:
     ``wait_collection_refreshed``)."""
     before = get_collection(s, collection)
     args = _collection_args(collection)
-    s.run([[cmd("Invoke-CMCollectionUpdate", **({"CollectionId": args["Id"]} if "Id" in args else {"Name": args["Name"]}))]],
+    _run(s, [[cmd("Invoke-CMCollectionUpdate", **({"CollectionId": args["Id"]} if "Id" in args else {"Name": args["Name"]}))]],
           cmdlet="Invoke-CMCollectionUpdate", target=collection)
     return before
 
@@ -235,7 +262,7 @@ def wait_collection_refreshed(s: FabricSession, collection: str, before: Collect
 def request_machine_policy(s: FabricSession, device: DeviceInfo | int) -> None:
     """Invoke-CMClientAction -ActionType ClientNotificationRequestMachinePolicyNow (fast channel: an
     offline client does not get it)."""
-    s.run([[cmd("Invoke-CMClientAction", DeviceId=_resource_id(device),
+    _run(s, [[cmd("Invoke-CMClientAction", DeviceId=_resource_id(device),
                 ActionType="ClientNotificationRequestMachinePolicyNow")]],
           cmdlet="Invoke-CMClientAction", target=_label(device))
 

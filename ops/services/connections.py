@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from portal import roles
 
-from ..fabric import errors, vmm
+from ..fabric import configmgr, errors, vmm
 from ..fabric.commands import cmd
 from ..fabric.session import FabricSession, ServerSettings
 from ..models import ServerConnection
@@ -58,6 +58,10 @@ def test_connection(user, conn: ServerConnection) -> str:
         elif conn.kind == ServerConnection.Kind.SCOM:
             session.run([[cmd("Get-SCOMMaintenanceMode"), cmd("Out-Null")]], cmdlet="Get-SCOMMaintenanceMode")
             message = f"{conn.name}: connected; the SCOM server answers."
+        elif conn.kind == ServerConnection.Kind.CONFIGMGR:
+            count = len(configmgr.list_deployments(session))
+            message = (f"{conn.name}: connected; the ConfigMgr site {configmgr.site_drive(session)} answers and has "
+                       f"{count} software update deployment(s).")
         else:
             session.run([[cmd("Get-Variable", Name="PSVersionTable", ValueOnly=True), cmd("Out-Null")]], cmdlet="Get-Variable")
             message = f"{conn.name}: connected."

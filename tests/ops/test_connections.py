@@ -90,3 +90,15 @@ def test_delete_requires_post_and_admin(client_for, admin_user, operator, sim):
     assert client_for(admin_user).get(url).status_code == 405
     assert client_for(admin_user).post(url).status_code == 302
     assert not ServerConnection.objects.filter(name="scom01").exists()
+
+
+def test_admin_adds_a_configmgr_connection_and_tests_it(client_for, admin_user, sim):
+    c = client_for(admin_user)
+    data = {**GOOD, "name": "cm01", "kind": "configmgr", "host": sim.server.host, "port": str(sim.server.port),
+            "use_https": "", "auth": "basic", "cert_validation": "", "username": sim.server.username,
+            "password": sim.server.password}
+    assert c.post(reverse("ops:connection_new"), data).status_code == 302
+    conn = ServerConnection.objects.get(name="cm01")
+    assert conn.kind == "configmgr" and conn.get_kind_display() == "ConfigMgr site server"
+    page = c.post(reverse("ops:connection_test", args=[conn.pk]), follow=True).content.decode()
+    assert "cm01: connected; the ConfigMgr site CM1: answers and has 1 software update deployment(s)." in page

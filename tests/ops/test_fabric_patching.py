@@ -209,3 +209,34 @@ def test_patching_state_survives_a_simulator_restart(sim, sessions, tmp_path, co
     finally:
         close_all()
         server.stop()
+
+
+def test_configmgr_cmdlets_run_only_from_the_site_drive(sim, configmgr):
+    from ops.fabric.commands import cmd
+    from ops.fabric.session import FabricSession, ServerSettings
+
+    raw = FabricSession(ServerSettings.from_connection(configmgr))
+    try:
+        with pytest.raises(errors.FabricCommandError) as info:
+            raw.run([[cmd("Get-CMDevice", Name="HV-B01")]], cmdlet="Get-CMDevice", target="HV-B01")
+        assert "must first connect to a Configuration Manager drive" in str(info.value)
+        assert cm.site_drive(raw) == "CM1:"
+        assert cm.get_device(raw, "hv-b01").resource_id >= 16777220
+    finally:
+        raw.close()
+
+
+def test_a_server_without_a_configmgr_site_is_named_as_such():
+    from ops.simulator import scenario
+    from ops.simulator.engine import SimEngine
+    from tests.simulator.sim_helpers import small_fabric
+    from tests.simulator.wire_helpers import WIRE_TIME_SCALE, serve
+
+    w = serve(SimEngine(scenario.from_data(small_fabric(), WIRE_TIME_SCALE)))
+    try:
+        with pytest.raises(errors.FabricCommandError) as info:
+            cm.get_device(w.session, "n1")
+        assert "Get-PSDrive on CMSite failed: The specified module 'ConfigurationManager' was not loaded" in str(info.value)
+    finally:
+        w.session.close()
+        w.server.stop()

@@ -1,4 +1,5 @@
-"""ConfigMgr cmdlets (the site on the same server; patching.py holds the rules).
+"""ConfigMgr cmdlets (the site on the same server; patching.py holds the rules). They run only from
+the site drive (cmsite.py: ``Import-Module ConfigurationManager; Set-Location CM1:``).
 
 Objects are IResultObjects of the SMS Provider's WMI classes with their property names:
 SMS_CombinedDeviceResources (Get-CMDevice), SMS_Collection (Get-CMDeviceCollection),
@@ -19,6 +20,7 @@ from .. import patching
 from ..contract import PSError, SimObject
 from ..jobs import utcnow
 from .base import P, cmdlet
+from .cmsite import require_site_drive
 
 RO = "Microsoft.ConfigurationManagement.ManagementProvider.WqlQueryEngine.WqlResultObject"
 ACTIONS = ("None", "EndpointProtectionFullScan", "EndpointProtectionQuickScan", "EndpointProtectionDownloadDefinition",
@@ -69,6 +71,7 @@ def _ref_of(value, kind: str):
 
 
 def _site(ctx):
+    require_site_drive(ctx)
     f = ctx.f
     f.advance()
     return f.patching
@@ -200,6 +203,7 @@ def _resources(ctx, ids, objects=(), names=()):
                          P("ResourceId", "int", aliases=("Id", "DeviceId")), P("Fast", "switch"),
                          P("Resource", "any")])
 def get_device(ctx, a):
+    require_site_drive(ctx)
     ctx.fault_now([a.get("Name") or ""])
     f = ctx.f
     with f.lock:
@@ -220,6 +224,7 @@ def get_device(ctx, a):
 
 @cmdlet("Get-CMDeviceCollection", [P("Name", position=0), P("Id", aliases=("CollectionId",))])
 def get_collection(ctx, a):
+    require_site_drive(ctx)
     ctx.fault_now([a.get("Name") or ""])
     with ctx.f.lock:
         w = _site(ctx)
@@ -283,6 +288,7 @@ def update_collection(ctx, a):
                                   P("Collection", "any"), P("ActionType", choices=ACTIONS),
                                   P("NotificationType", choices=("RequestMachinePolicyNow", "RequestUsersPolicyNow"))],)
 def client_action(ctx, a):
+    require_site_drive(ctx)
     action = a.get("ActionType") or {"RequestMachinePolicyNow": "ClientNotificationRequestMachinePolicyNow"}.get(
         a.get("NotificationType") or "", "")
     if action not in POLICY_ACTIONS + ("ClientNotificationRebootMachine",):
@@ -319,6 +325,7 @@ def client_action(ctx, a):
 @cmdlet("Get-CMSoftwareUpdateGroup", [P("Name", position=0, aliases=("LocalizedDisplayName",)),
                                       P("Id", "int", aliases=("CIId", "CI_ID"))])
 def get_group(ctx, a):
+    require_site_drive(ctx)
     ctx.fault_now([a.get("Name") or ""])
     with ctx.f.lock:
         w = _site(ctx)
@@ -336,6 +343,7 @@ def get_group(ctx, a):
                                            P("CollectionName"), P("CollectionId"), P("Collection", "any"),
                                            P("Summary", "switch")])
 def get_deployment(ctx, a):
+    require_site_drive(ctx)
     ctx.fault_now([a.get("Name") or a.get("DeploymentId") or ""])
     if a.get("Summary"):
         raise PSError("-Summary (SMS_DeploymentSummary) is not supported by this simulator.", error_id="NotSupported",
