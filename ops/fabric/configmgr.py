@@ -49,6 +49,10 @@ DETAIL_FIELDS = ("DeviceName", "ResourceID", "IsCompliant", "StatusType", "Statu
 STATUS_TYPES = {1: "Success", 2: "InProgress", 4: "Unknown", 5: "Error"}
 PENDING_RESTART = "Pending system restart"
 COLLECTION_REFRESHING = 2  # SMS_Collection.CurrentStatus
+UPDATE_FIELDS = ("CI_ID", "ArticleID", "LocalizedDisplayName", "MaxExecutionTime")
+COMPLIANCE_FIELDS = ("CI_ID", "Status", "LastEnforcementMessageID", "LastErrorCode")
+COMPLIANCE_STATES = {0: "Unknown", 1: "NotRequired", 2: "Required", 3: "Installed"}
+MSG_PENDING_RESTART = 9    # state message topic 402: pending system restart
 
 
 @dataclasses.dataclass
@@ -87,6 +91,23 @@ class DeploymentInfo:
     update_group_ci_id: int
     collection_id: str
     enabled: bool
+
+
+@dataclasses.dataclass
+class SoftwareUpdateInfo:
+    ci_id: int
+    article_id: str        # "KB5048661"
+    title: str
+    max_execution_s: int   # ConfigMgr's estimate of the install time
+
+
+@dataclasses.dataclass
+class UpdateCompliance:
+    """One update on one device (SMS_UpdateComplianceStatus)."""
+    ci_id: int
+    status: str            # Required, Installed, NotRequired, Unknown
+    error_code: int        # the last install's error (0 = none)
+    pending_restart: bool  # installed, waiting for the restart
 
 
 @dataclasses.dataclass
@@ -325,3 +346,45 @@ def device_status(s: FabricSession, deployment: DeploymentInfo, device: DeviceIn
     (not an effective member of its collection)."""
     rid = _resource_id(device)
     return next((d for d in deployment_status(s, deployment) if d.resource_id == rid), None)
+
+
+# -- per update -------------------------------------------------------------------------------
+def list_updates(s: FabricSession, update_group_ci_id: int | None = None) -> list[SoftwareUpdateInfo]:
+    """The updates of a software update group (by CI_ID, as ``DeploymentInfo.update_group_ci_id``), or all."""
+    name = None
+    if update_group_ci_id is not None:
+        groups = [g for g in list_update_groups(s) if g.ci_id == int(update_group_ci_id)]
+        if not groups:
+            raise _not_found(s, f"no software update group has the CI_ID {update_group_ci_id}",
+                             "Get-CMSoftwareUpdateGroup", str(update_group_ci_id))
+        name = groups[0].name
+    rows = _query(s, [cmd("Get-CMSoftwareUpdate", UpdateGroupName=name, Fast=True)], UPDATE_FIELDS,
+                  cmdlet="Get-CMSoftwareUpdate", target=name or "")
+    out = []
+    for r in rows:
+        article = str(r.get("ArticleID") or "")
+        out.append(SoftwareUpdateInfo(_int(r.get("CI_ID")), article if article.upper().startswith("KB") else f"KB{article}",
+                                      str(r.get("LocalizedDisplayName") or ""), _int(r.get("MaxExecutionTime"))))
+    return out
+
+
+def update_compliance(s: FabricSession, device: DeviceInfo | int) -> dict[int, UpdateCompliance]:
+    """CI_ID -> the update's state on the device, from the SMS Provider (SMS_UpdateComplianceStatus).
+    The filter holds only the device's integer ResourceID."""
+    rid = int(_resource_id(device))
+    namespace = "root\\SMS\\site_" + site_drive(s).rstrip(":")
+    rows = parse_json_output(s.run([[cmd("Get-CimInstance", Namespace=namespace, ClassName="SMS_UpdateComplianceStatus",
+                                         Filter=f"ResourceID = {rid}"), *select_json(*COMPLIANCE_FIELDS)]],
+                                   cmdlet="Get-CimInstance", target=_label(device)).output)
+    return {_int(r.get("CI_ID")): UpdateCompliance(_int(r.get("CI_ID")), COMPLIANCE_STATES.get(_int(r.get("Status")), "Unknown"),
+                                                   _int(r.get("LastErrorCode")),
+                                                   _int(r.get("LastEnforcementMessageID")) == MSG_PENDING_RESTART)
+            for r in rows}
+
+
+def pending_updates(s: FabricSession, deployment: DeploymentInfo, device: DeviceInfo | int) -> list[SoftwareUpdateInfo]:
+    """The deployment's updates the device still needs (required, or installed and waiting for the
+    restart): what a preflight shows and what "compliant" means when it is empty."""
+    states = update_compliance(s, device)
+    return [u for u in list_updates(s, deployment.update_group_ci_id)
+            if states.get(u.ci_id) is not None and states[u.ci_id].status == "Required"]

@@ -26,6 +26,7 @@ from . import language, patching
 from .cmdlets import base, objects as O
 from .cmdlets import generic as _generic, scom as _scom, vmm as _vmm  # noqa: F401  (register cmdlets)
 from .cmdlets import cmsite as _cmsite, configmgr as _configmgr, vmm_hosts as _vmm_hosts  # noqa: F401  (patching)
+from .cmdlets import cmupdates as _cmupdates  # noqa: F401  (patching)
 from .contract import PSError, SimObject, Statement
 from .faults import FaultSet
 from .language import Arg

@@ -56,6 +56,9 @@ def test_membership_refresh_policy_install_restart_and_compliance(sim, sessions)
     dev = cm.get_device(c, "hv-b01.contoso.com")
     assert (dev.name, dev.is_client, dev.client_active, dev.online) == ("HV-B01", True, True, True)
     assert cm.device_status(c, dep, dev) is None, "not targeted before it is a member"
+    needed = cm.pending_updates(c, dep, dev)
+    assert [u.article_id for u in needed] == ["KB5048661", "KB5048811", "KB5049614"]
+    assert needed[0].title.startswith("2026-12 Cumulative Update for Windows Server 2019") and needed[0].max_execution_s > 0
 
     # a direct rule counts only after the refresh: a policy request before it installs nothing
     cm.add_to_collection(c, WINDOW, dev)
@@ -74,6 +77,9 @@ def test_membership_refresh_policy_install_restart_and_compliance(sim, sessions)
     assert st.description == "Installing updates"
     st = status_when(c, dep, dev, lambda s: not s.in_progress, "install end")
     assert st.pending_restart and st.status == "InProgress" and not st.is_compliant and st.error_code == 0
+    states = {u.article_id: cm.update_compliance(c, dev)[u.ci_id] for u in cm.list_updates(c, dep.update_group_ci_id)}
+    assert {kb: (x.status, x.pending_restart) for kb, x in states.items()} == {
+        "KB5048661": ("Required", True), "KB5049614": ("Required", True), "KB5048811": ("Installed", False)}
 
     facts = vmm_hosts.host_facts(v, "hv-b01.contoso.com")
     assert facts.responding and [a.name for a in facts.adapters] == ["NIC1", "NIC2"] and len(facts.volumes) == 2
@@ -95,6 +101,7 @@ def test_membership_refresh_policy_install_restart_and_compliance(sim, sessions)
     assert sim.vm("web02")["status"] == "PowerOff" and sim.vm("sql02")["status"] == "Saved"
     st = status_when(c, dep, dev, lambda s: s.compliant, "compliant after the restart")
     assert st.status == "Success" and st.description == "Compliant"
+    assert cm.pending_updates(c, dep, dev) == [], "no applicable update left"
 
     cm.remove_from_collection(c, WINDOW, dev)
     before = cm.refresh_collection(c, WINDOW)
@@ -111,6 +118,11 @@ def test_an_update_that_fails_reports_error_with_its_code(sim, sessions):
     st = status_when(c, dep, dev, lambda s: not s.in_progress and s.status != "Unknown", "install end")
     assert (st.failed, st.status, st.error_code, st.is_compliant) == (True, "Error", -2147024891, False)
     assert st.description == "Failed to install the updates"
+    by_kb = {u.article_id: u.ci_id for u in cm.list_updates(c)}
+    states = cm.update_compliance(c, dev)
+    assert (states[by_kb["KB5048661"]].status, states[by_kb["KB5048661"]].error_code) == ("Required", -2147024891)
+    assert states[by_kb["KB5048811"]].status == "Installed", "the others were installed"
+    assert [u.article_id for u in cm.pending_updates(c, dep, dev)] == ["KB5048661", "KB5049614"]
 
 
 def test_a_hung_install_stays_in_progress_while_another_node_finishes(sim, sessions):
