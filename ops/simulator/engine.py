@@ -224,7 +224,7 @@ class SimEngine:
                      "problem": j.problem} for j in (f.jobs.jobs[i] for i in f.jobs.order)]
             return {"vmm_server": f.vmm_server, "scom_server": f.scom_server, "time_scale": f.time_scale,
                     "server_down": self._down, "vms": vms, "hosts": hosts, "scom_maintenance": scom,
-                    "jobs": jobs, "faults": f.faults.to_list()}
+                    "jobs": jobs, "faults": f.faults.to_list(), "patching": patching.state(f)}
 
     def save(self, path: str | None = None) -> str:
         from . import scenario

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import hashlib
-import uuid
 
 from .jobs import utcnow
 
@@ -40,7 +39,6 @@ GB = 1024 ** 3
 FIRST_RESOURCE_ID = 16777220
 DEFAULT_REBOOT_S = 90.0
 DEFAULT_REFRESH_S = 15.0
-E_ALREADY_MEMBER = "already"
 
 # per-device deployment states -> (StatusType, StatusDescription, StatusEnforcementState)
 STATES = {
@@ -58,11 +56,6 @@ def _dt_load(v):
 
 def _dt_dump(v):
     return v.isoformat() if isinstance(v, _dt.datetime) else v
-
-
-def _mac(name: str, i: int) -> str:
-    h = hashlib.sha1(f"{name}:{i}".encode()).hexdigest()[:8].upper()
-    return "00-15-5D-" + "-".join(h[j:j + 2] for j in range(0, 6, 2))
 
 
 @dataclasses.dataclass
@@ -245,83 +238,22 @@ class PatchWorld:
         return w
 
 
+def mac(name: str, i: int) -> str:
+    h = hashlib.sha1(f"{name}:{i}".encode()).hexdigest()[:8].upper()
+    return "00-15-5D-" + "-".join(h[j:j + 2] for j in range(0, 6, 2))
+
+
 def default_host(name: str, clustered: bool) -> HostPatch:
     vols = [{"name": "C:\\", "label": "OS", "size_gb": 278, "clustered": False}]
     if clustered:
         vols.append({"name": "C:\\ClusterStorage\\Volume1", "label": "CSV1", "size_gb": 4096, "clustered": True})
     else:
         vols.append({"name": "D:\\", "label": "VMs", "size_gb": 1788, "clustered": False})
-    adapters = [{"name": f"NIC{i}", "mac": _mac(name, i), "connected": True} for i in (1, 2)]
+    adapters = [{"name": f"NIC{i}", "mac": mac(name, i), "connected": True} for i in (1, 2)]
     return HostPatch(name, vols, adapters)
 
 
 # ---- scenario ------------------------------------------------------------------------------
-def load_scenario(f, data: dict) -> None:
-    """Read the patching parts of a scenario (see scenario.py's docstring) into ``f.patching``."""
-    w = f.patching
-    for i, u in enumerate(data.get("updates", [])):
-        w.updates[str(u["id"])] = Update(str(u["id"]), str(u.get("title", u["id"])), float(u.get("install_seconds", 120)),
-                                         bool(u.get("restart", True)), int(u.get("ci_id", 16800000 + i)))
-    host_specs = []
-    for cl in data.get("clusters", []):
-        host_specs += [(h, cl.get("pending_updates")) for h in cl.get("hosts", [])]
-    host_specs += [(h, None) for h in data.get("hosts", [])]
-    for spec, cluster_pending in host_specs:
-        host = f.find_host(spec["name"])
-        hp = w.host_state(host)
-        if spec.get("volumes"):
-            hp.volumes = [{"name": v["name"], "label": v.get("label", ""), "size_gb": float(v["size_gb"]),
-                           "clustered": bool(v.get("clustered", False))} for v in spec["volumes"]]
-        if spec.get("adapters"):
-            hp.adapters = [{"name": a["name"], "mac": a.get("mac") or _mac(host.name, i), "connected": True}
-                           for i, a in enumerate(spec["adapters"], 1)]
-        pending = spec.get("pending_updates", cluster_pending) or []
-        for kb in pending:
-            if kb not in w.updates:
-                raise ValueError(f"scenario: host {host.name} needs unknown update {kb!r}")
-        hp.pending = list(pending)
-        hp.reboot_s = float(spec.get("reboot_seconds", data.get("reboot_seconds", DEFAULT_REBOOT_S)))
-    cm = data.get("configmgr")
-    if not cm:
-        return
-    w.site_code, w.site_server = cm.get("site_code", "CM1"), cm.get("server", "cm01." + f.domain)
-    w.refresh_s = float(cm.get("collection_refresh_seconds", DEFAULT_REFRESH_S))
-    for i, host in enumerate(sorted(f.hosts.values(), key=lambda h: h.name.lower())):
-        dev = Device(FIRST_RESOURCE_ID + i, host.name, host.name.split(".")[0].upper())
-        w.devices[dev.resource_id] = dev
-    now = utcnow()
-    all_ids = sorted(w.devices)
-    w.collections["SMS00001"] = Collection("SMS00001", "All Systems", [], all_ids, now, now)
-    for i, c in enumerate(cm.get("collections", [])):
-        cid = c.get("id") or f"{w.site_code}{100014 + i:05d}"[:8]
-        rules = [device_by_name(w, n).resource_id for n in c.get("members", [])]
-        w.collections[cid] = Collection(cid, c["name"], rules, list(rules), now, now, comment=c.get("comment", ""))
-    for i, g in enumerate(cm.get("update_groups", [])):
-        for kb in g.get("updates", []):
-            if kb not in w.updates:
-                raise ValueError(f"scenario: update group {g['name']!r} lists unknown update {kb!r}")
-        grp = UpdateGroup(int(g.get("ci_id", 16777500 + i)), g["name"], list(g.get("updates", [])),
-                          g.get("description", ""), now)
-        w.groups[grp.ci_id] = grp
-    for i, d in enumerate(cm.get("deployments", [])):
-        grp = next((g for g in w.groups.values() if g.name.lower() == d["update_group"].lower()), None)
-        coll = w.find_collection(name=d["collection"])
-        if grp is None or coll is None:
-            raise ValueError(f"scenario: deployment {d['name']!r} needs a known update group and collection")
-        dep = Deployment(int(d.get("id", 16777600 + i)), d["name"],
-                         "{" + str(uuid.uuid5(uuid.NAMESPACE_DNS, "dep:" + d["name"])).upper() + "}",
-                         grp.ci_id, coll.id, bool(d.get("enabled", True)), now)
-        w.deployments[dep.assignment_id] = dep
-
-
-def device_by_name(w: PatchWorld, name: str) -> Device:
-    short = str(name).split(".")[0].lower()
-    for d in w.devices.values():
-        if d.name.lower() == short:
-            return d
-    raise ValueError(f"scenario: no ConfigMgr device for {name!r}")
-
-
 # ---- time ----------------------------------------------------------------------------------
 def _later(f, seconds: float, now=None) -> _dt.datetime:
     return (now or utcnow()) + _dt.timedelta(seconds=float(seconds) * f.time_scale)
@@ -477,3 +409,21 @@ def _back_from_reboot(f, hp: HostPatch) -> None:
 
 def host_is_down(f, host) -> bool:
     return f.patching.rebooting(host)
+
+
+def state(f) -> dict:
+    """The control endpoint's view (``state``): per host what it needs and whether it responds, per
+    collection its members; durations in scenario seconds (multiply by ``time_scale``)."""
+    w = f.patching
+    now = utcnow()
+    hosts = {}
+    for hp in sorted(w.hosts.values(), key=lambda h: h.host.lower()):
+        hosts[hp.host] = {"responding": not hp.rebooting(now), "pending_updates": list(hp.pending),
+                          "awaiting_restart": list(hp.awaiting_restart),
+                          "install_s": sum(w.updates[kb].install_s for kb in hp.pending if kb in w.updates),
+                          "reboot_s": hp.reboot_s, "adapters": [a["name"] for a in hp.adapters],
+                          "volumes": {v["name"]: v["size_gb"] for v in hp.volumes}}
+    collections = {c.name: sorted(w.devices[r].name for r in c.members if r in w.devices)
+                   for c in w.collections.values()}
+    return {"site_code": w.site_code if w.devices else None, "collection_refresh_s": w.refresh_s,
+            "hosts": hosts, "collections": collections}
