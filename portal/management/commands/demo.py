@@ -151,7 +151,7 @@ class Command(BaseCommand):
     def _connections(self, sim):
         from ops.models import ServerConnection
 
-        for name, kind in (("vmm01", "vmm"), ("scom01", "scom")):
+        for name, kind in (("vmm01", "vmm"), ("scom01", "scom"), ("cm01", "configmgr")):
             conn = ServerConnection.objects.filter(name=name).first() or ServerConnection(name=name)
             conn.kind, conn.host, conn.port = kind, sim.host, sim.port
             conn.use_https, conn.auth, conn.cert_validation = False, "basic", False
