@@ -303,7 +303,8 @@ def _evacuate(f, vm, host, migrate, job_box):
     def apply():
         vm.transient, vm.migrating = None, False
         if migrate:
-            nodes = [n for n in f.nodes(host.cluster_id) if n.id != host.id and not n.maintenance]
+            nodes = [n for n in f.nodes(host.cluster_id) if n.id != host.id and not n.maintenance
+                     and not f.patching.rebooting(n)]  # a rebooting node takes no VM
             fits = [n for n in nodes if f.free_mb(n) >= vm.memory_mb]
             if fits:
                 target = max(fits, key=f.free_mb)

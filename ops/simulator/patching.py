@@ -21,7 +21,9 @@ The rules (seed 004, ``notes/configmgr-patching.md`` in the shared notes):
 - ``begin_reboot`` (Restart-SCVMHost, or ClientNotificationRebootMachine): the host does not
   respond for its ``reboot`` seconds; every VM still running (or paused) on it goes off
   (PowerOff). When it is back, updates that waited for the restart count as installed and a
-  device that was pending restart reports Compliant (or Error if an update failed).
+  device that was pending restart reports Compliant (or Error if an update failed). A reboot cuts
+  off an install in progress (that deployment shows no status until the client is asked again),
+  and a rebooting node takes no VM from a drain (operations.py).
 - Faults (faults.py) are events here: ``Install-Update`` (target: host or KB; ``fail`` with
   ``code``, or ``hang``), ``Host-Reboot`` (target: host; ``hang`` = never comes back,
   ``lose_adapter`` with ``adapter``, ``resize_volume`` with ``volume`` and ``size_gb``).
@@ -376,6 +378,10 @@ def begin_reboot(f, host) -> None:
             vm.status, vm.transient, vm.migrating, vm.modified = "PowerOff", None, False, now
     hp.reboot_until = _later(f, hp.reboot_s, now)
     hp.on_return = []
+    dev = w.device_for_host(host.name)
+    for key, run in list(w.runs.items()):
+        if dev is not None and run.resource_id == dev.resource_id and run.state == "installing":
+            del w.runs[key]   # the install was cut off: no status until the client is asked again
     fault = f.faults.take("Host-Reboot", [host.name]) if f.faults is not None else None
     if fault is not None:
         if fault.mode == "hang":

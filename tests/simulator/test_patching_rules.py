@@ -1,10 +1,14 @@
 """Patching rules in the simulator's engine (no wire): reboots through ConfigMgr, a host that does
 not respond refuses VMM work, the site drive, the client actions the simulator does not support."""
+import time
+
 import pytest
 
 from tests.simulator.sim_helpers import engine as make_engine, pipe, raises, script
 
 SITE = "Import-Module ConfigurationManager\nSet-Location CM1:\n"
+STATUS = SITE + ("$d = Get-CMSoftwareUpdateDeployment -Name '2026-12 Hyper-V Hosts - Patch Window'\n"
+                 "$d | Get-CMSoftwareUpdateDeploymentStatus | Get-CMDeploymentStatusDetails")
 
 
 @pytest.fixture
@@ -20,6 +24,17 @@ def eng():
 
 def vm(eng, name):
     return next(v for v in eng.control({"op": "state"})["vms"] if v["name"] == name)
+
+
+def enrol_b01(eng, s):
+    """HV-B01 joins the window collection; wait (60 s at most) until the refresh made it a member."""
+    script(s, SITE + "Add-CMDeviceCollectionDirectMembershipRule -CollectionName 'Hyper-V Patch Window' "
+                     "-ResourceId 16777224")
+    script(s, SITE + "Invoke-CMCollectionUpdate -Name 'Hyper-V Patch Window'")
+    end = time.monotonic() + 60
+    while eng.control({"op": "state"})["patching"]["collections"]["Hyper-V Patch Window"] != ["HV-B01"]:
+        assert time.monotonic() < end, "the collection was never refreshed"
+        time.sleep(0.01)
 
 
 def responding(eng, host):
@@ -49,15 +64,14 @@ def test_configmgr_reboot_action_takes_the_host_down_and_its_running_vms_off(eng
 
 def test_a_policy_request_to_a_client_that_is_down_is_lost(eng):
     s = eng.open_session("slipway")
-    script(s, SITE + "Add-CMDeviceCollectionDirectMembershipRule -CollectionName 'Hyper-V Patch Window' "
-                     "-ResourceId 16777224")
-    script(s, SITE + "Invoke-CMCollectionUpdate -Name 'Hyper-V Patch Window'")
-    eng.control({"op": "state"})  # the refresh ends (time scale 0.0005)
+    enrol_b01(eng, s)
     script(s, SITE + "Invoke-CMClientAction -DeviceId 16777224 -ActionType ClientNotificationRebootMachine")
     script(s, SITE + "Invoke-CMClientAction -DeviceId 16777224 -ActionType ClientNotificationRequestMachinePolicyNow")
     eng.control({"op": "clear_faults"})
     host = eng.control({"op": "state"})["patching"]["hosts"]["hv-b01.contoso.com"]
     assert host["responding"] and len(host["pending_updates"]) == 3, "nothing was installed"
+    assert [(o.get("StatusType"), o.get("StatusDescription")) for o in script(s, STATUS).outputs] == [(4, "Unknown")], \
+        "the client never started the deployment"
 
 
 def test_configmgr_cmdlets_refuse_bad_input(eng):
@@ -84,3 +98,26 @@ def test_a_fabric_without_a_site_has_no_configmgr_module():
     s = make_engine().open_session("slipway")
     err = raises(script, s, "Import-Module ConfigurationManager")
     assert "was not loaded because no valid module file was found" in err.message
+
+
+def test_a_drain_never_sends_vms_to_a_node_that_is_rebooting(eng):
+    s = eng.open_session("slipway")
+    script(s, "Get-SCVMHost -ComputerName hv-b01 | Restart-SCVMHost")
+    assert not responding(eng, "hv-b01.contoso.com")
+    on_b02 = [v["name"] for v in eng.control({"op": "state"})["vms"]
+              if v["host"] == "hv-b02.contoso.com" and v["status"] == "Running"]
+    script(s, "Get-SCVMHost -ComputerName hv-b02 | Disable-SCVMHost -MoveWithinCluster")
+    after = {v["name"]: v for v in eng.control({"op": "state"})["vms"]}
+    assert on_b02 and all(after[n]["host"] != "hv-b01.contoso.com" for n in on_b02)
+    assert any(after[n]["host"] == "hv-b03.contoso.com" for n in on_b02), "the HA VMs went to the node that is up"
+
+
+def test_a_reboot_cuts_off_an_install_in_progress(eng):
+    s = eng.open_session("slipway")
+    eng.control({"op": "fault", "cmdlet": "Install-Update", "target": "hv-b01", "mode": "hang"})
+    enrol_b01(eng, s)
+    script(s, SITE + "Invoke-CMClientAction -DeviceName HV-B01 -ActionType ClientNotificationRequestMachinePolicyNow")
+    status = STATUS
+    assert [o.get("StatusDescription") for o in script(s, status).outputs] == ["Installing updates"]
+    script(s, "Get-SCVMHost -ComputerName hv-b01 | Restart-SCVMHost")
+    assert [(o.get("StatusType"), o.get("StatusDescription")) for o in script(s, status).outputs] == [(4, "Unknown")]
