@@ -17,8 +17,14 @@ The order a patch run uses, one node at a time::
     configmgr.wait_collection_refreshed(s, dep.collection_id, before, timeout=600)  # ... LastRefreshTime moves
     configmgr.request_machine_policy(s, dev)                     # the client evaluates the deployment
     st = configmgr.device_status(s, dep, dev)                    # poll: st.in_progress / pending_restart / failed / compliant
-    # pending_restart -> vmm.restart_host(...); wait for vmm.host_facts(...).responding; poll again -> compliant
+    # st.pending_restart -> vmm_hosts.restart_host(v, host) and vmm_hosts.wait_host_responding(v, host, timeout)
+    # then poll device_status again until st.compliant; configmgr.pending_updates(s, dep, dev) == [] confirms it
+    # st.failed -> st.error_code, and update_compliance(s, dev) gives each update's own result code
     configmgr.remove_from_collection(s, dep.collection_id, dev); configmgr.refresh_collection(s, dep.collection_id)
+
+Before a run: ``list_deployments(s)`` (or ``get_deployment``) picks the deployment, ``pending_updates``
+lists what a node needs (titles, KBs, ConfigMgr's time estimate); the holding collection of seed 004
+takes nodes with ``add_to_collection`` like the window does.
 
 Every call first imports the ConfigurationManager module and sets the location to the site drive
 (found once per session with ``Get-PSDrive -PSProvider CMSite``), as ConfigMgr cmdlets require.
