@@ -150,6 +150,8 @@ class SimEngine:
         if state_file and os.path.exists(state_file):
             fabric = scenario.load_state(state_file)
             fabric.time_scale = time_scale
+            if fabric.patching.empty:  # a state saved before the simulator knew patching: take the scenario's
+                fabric.patching = scenario.build(name_or_path, vms=vms, time_scale=time_scale).patching
         else:
             fabric = scenario.build(name_or_path, vms=vms, time_scale=time_scale)
         return cls(fabric, state_file=state_file, scenario=spec)

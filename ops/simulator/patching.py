@@ -160,6 +160,10 @@ class PatchWorld:
         self.deployments: dict[int, Deployment] = {}
         self.runs: dict[tuple, DeviceRun] = {}         # (resource id, assignment id) -> DeviceRun
 
+    @property
+    def empty(self) -> bool:
+        return not (self.updates or self.hosts or self.devices)
+
     # ---- lookups -------------------------------------------------------------------------
     def host_state(self, host) -> HostPatch:
         hp = self.hosts.get(host.name.lower())

@@ -121,3 +121,23 @@ def test_a_reboot_cuts_off_an_install_in_progress(eng):
     assert [o.get("StatusDescription") for o in script(s, status).outputs] == ["Installing updates"]
     script(s, "Get-SCVMHost -ComputerName hv-b01 | Restart-SCVMHost")
     assert [(o.get("StatusType"), o.get("StatusDescription")) for o in script(s, status).outputs] == [(4, "Unknown")]
+
+
+def test_a_state_file_from_before_patching_gets_the_scenarios_patching(tmp_path):
+    import json
+
+    from ops.simulator import scenario
+    from ops.simulator.engine import SimEngine
+
+    path = tmp_path / "old.json"
+    data = scenario.build("demo").to_dict()
+    del data["patching"]
+    data["vms"][0]["status"] = "Saved" if data["vms"][0]["status"] != "Saved" else "PowerOff"
+    path.write_text(json.dumps(data))
+    e = SimEngine.from_scenario("demo", state_file=str(path))
+    st = e.control({"op": "state"})
+    changed = data["vms"][0]
+    assert next(v for v in st["vms"] if v["name"] == changed["name"])["status"] == changed["status"], \
+        "the saved state is kept"
+    assert st["patching"]["site_code"] == "CM1"
+    assert len(st["patching"]["hosts"]["hv-b01.contoso.com"]["pending_updates"]) == 3
