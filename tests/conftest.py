@@ -170,3 +170,9 @@ def vm_a(make_vm, subscription_a):
 @pytest.fixture
 def vm_b(make_vm, subscription_b):
     return make_vm("fabrikam-db01", subscription_b)
+
+
+@pytest.fixture
+def configmgr(sim):
+    """A ConfigMgr connection (kind ``configmgr``) to the demo's site, on the same simulator as ``sim``."""
+    return make_connection(sim.server, "cm01", "configmgr")

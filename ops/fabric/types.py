@@ -90,3 +90,29 @@ class MaintenanceInfo:
     reason: str
     comment: str
     user: str = ""
+
+
+@dataclasses.dataclass
+class VolumeInfo:
+    name: str
+    label: str
+    capacity_bytes: int
+    clustered: bool
+
+
+@dataclasses.dataclass
+class AdapterInfo:
+    name: str
+    mac_address: str
+    connected: bool
+
+
+@dataclasses.dataclass
+class HostFacts:
+    """What a patch run compares on a node before and after its reboot (vmm.host_facts)."""
+    name: str
+    responding: bool
+    communication_state: str
+    in_maintenance: bool
+    volumes: list      # VolumeInfo, by name; empty while the host does not respond
+    adapters: list     # AdapterInfo, by name; empty while the host does not respond

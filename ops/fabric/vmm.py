@@ -32,7 +32,7 @@ VM_STATES = {0: "Running", 1: "PowerOff", 2: "PoweringOff", 3: "Saved", 4: "Savi
              107: "UpdateFailed", 200: "UnderMigration", 201: "MigrationFailed", 210: "CreatingCheckpoint",
              211: "DeletingCheckpoint", 212: "RecoveringCheckpoint", 213: "CheckpointFailed", 220: "Missing",
              221: "HostNotResponding", 222: "Unsupported"}
-HOST_OVERALL_STATES = {0: "OK", 1: "NeedsAttention"}
+HOST_OVERALL_STATES = {0: "OK", 1: "NeedsAttention", 2: "NotResponding"}
 COMMUNICATION_STATES = {0: "Unknown", 1: "Responding", 2: "NotResponding", 3: "AccessDenied"}
 
 

@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import authz
-from ..fabric import errors, transport, vmm
+from ..fabric import configmgr, errors, transport, vmm
 from ..fabric.commands import cmd
 from ..fabric.session import FabricSession, ServerSettings
 from ..models import Run, RunSchedule, ServerConnection
@@ -88,6 +88,10 @@ def test_connection(user, conn: ServerConnection) -> str:
         elif conn.kind == ServerConnection.Kind.SCOM:
             session.run([[cmd("Get-SCOMMaintenanceMode"), cmd("Out-Null")]], cmdlet="Get-SCOMMaintenanceMode")
             answer = "the SCOM server answers."
+        elif conn.kind == ServerConnection.Kind.CONFIGMGR:
+            count = len(configmgr.list_deployments(session))
+            answer = (f"the ConfigMgr site {configmgr.site_drive(session)} answers and has "
+                      f"{count} software update deployment(s).")
         else:
             session.run([[cmd("Get-Variable", Name="PSVersionTable", ValueOnly=True), cmd("Out-Null")]], cmdlet="Get-Variable")
             answer = "the server answers."

@@ -22,9 +22,11 @@ import os
 import threading
 
 from . import errors as E
-from . import language
+from . import language, patching
 from .cmdlets import base, objects as O
 from .cmdlets import generic as _generic, scom as _scom, userroles as _userroles, vmm as _vmm  # noqa: F401  (register cmdlets)
+from .cmdlets import cmsite as _cmsite, configmgr as _configmgr, vmm_hosts as _vmm_hosts  # noqa: F401  (patching)
+from .cmdlets import cmupdates as _cmupdates  # noqa: F401  (patching)
 from .contract import PSError, SimObject, Statement
 from .faults import FaultSet
 from .language import Arg
@@ -148,6 +150,8 @@ class SimEngine:
         if state_file and os.path.exists(state_file):
             fabric = scenario.load_state(state_file)
             fabric.time_scale = time_scale
+            if fabric.patching.empty:  # a state saved before the simulator knew patching: take the scenario's
+                fabric.patching = scenario.build(name_or_path, vms=vms, time_scale=time_scale).patching
         else:
             fabric = scenario.build(name_or_path, vms=vms, time_scale=time_scale)
         return cls(fabric, state_file=state_file, scenario=spec)
@@ -170,6 +174,7 @@ class SimEngine:
                 f.faults.clear()
                 with f.lock:
                     canceled = f.jobs.cancel_hung()
+                    patching.release_faults(f)
                 return {"ok": True, "canceled_hung_jobs": canceled}
             if op == "faults":
                 return {"ok": True, "faults": f.faults.to_list()}
@@ -222,7 +227,8 @@ class SimEngine:
                      "problem": j.problem} for j in (f.jobs.jobs[i] for i in f.jobs.order)]
             return {"vmm_server": f.vmm_server, "scom_server": f.scom_server, "time_scale": f.time_scale,
                     "server_down": self._down, "vms": vms, "hosts": hosts, "scom_maintenance": scom,
-                    "jobs": jobs, "faults": f.faults.to_list(), "user_roles": _roles_state(f)}
+                    "jobs": jobs, "faults": f.faults.to_list(), "user_roles": _roles_state(f),
+                    "patching": patching.state(f)}
 
     def save(self, path: str | None = None) -> str:
         from . import scenario

@@ -15,6 +15,7 @@ import datetime as _dt
 import threading
 import uuid
 
+from . import patching
 from .jobs import JobTable, utcnow
 
 STABLE = ("Running", "PowerOff", "Saved", "Paused")
@@ -23,7 +24,7 @@ USES_MEMORY = ("Running", "Paused")
 DEFAULT_TIMINGS = {  # seconds, before the time scale
     "start": 5.0, "stop": 3.0, "shutdown": 6.0, "save": 4.0, "checkpoint": 4.0, "restore": 5.0,
     "remove_checkpoint": 3.0, "live_migration": 6.0, "migration": 10.0, "host_maintenance": 2.0,
-    "enable_host": 2.0, "user_role": 3.0, "set_vm": 0.0,
+    "enable_host": 2.0, "user_role": 3.0, "set_vm": 0.0, "restart_host": 2.0,
 }
 
 
@@ -167,6 +168,7 @@ class Fabric:
         self._vms_by_host: dict[uuid.UUID, set] | None = None
         self._cps_by_vm: dict[uuid.UUID, list] | None = None
         self.refs: dict = {}  # entity id -> cached reference SimObject (objects.py)
+        self.patching = patching.PatchWorld()  # updates, host hardware, reboots, the ConfigMgr site
 
     # ---- time ----------------------------------------------------------------------------
     def duration(self, kind: str) -> float:
@@ -174,6 +176,7 @@ class Fabric:
 
     def advance(self) -> None:
         self.jobs.advance()
+        patching.advance(self)
 
     # ---- building ------------------------------------------------------------------------
     def add(self, table: str, obj):
@@ -292,6 +295,7 @@ class Fabric:
                 "scom": [dump(o) for o in self.scom.values()],
                 "maint": [dump(o) for o in self.maint.values()],
                 "jobs": [self.jobs.jobs[j].to_dict() for j in self.jobs.order],
+                "patching": self.patching.to_dict(),
             }
 
     @classmethod
@@ -327,4 +331,5 @@ class Fabric:
             job = Job.from_dict(raw)
             f.jobs.jobs[job.id] = job
             f.jobs.order.append(job.id)
+        f.patching = patching.PatchWorld.from_dict(d.get("patching"))
         return f

@@ -12,6 +12,14 @@ or empty = any), and has a mode:
   synchronous call blocks until the client stops the pipeline. A cmdlet without a job
   blocks until stopped.
 
+- ``lose_adapter`` / ``resize_volume``: patching events only (see patching.py): a host comes
+  back from its reboot without network adapter ``adapter`` (default its last), or with volume
+  ``volume`` (default its last) now ``size_gb`` big (default half).
+
+Besides cmdlets, ``cmdlet`` may name a patching event: ``Install-Update`` (target: a host or a
+KB; ``fail`` ends that install with ``code``, ``hang`` never ends it) and ``Host-Reboot``
+(target: a host; ``hang`` = it never comes back, or the two modes above).
+
 ``times``: how many calls the fault hits (then it is spent); ``None``/0 = forever.
 ``server_down`` is a flag on the engine, not a fault in this list.
 """
@@ -30,6 +38,7 @@ class Fault:
     times: int | None = None
     code: int = 2912
     hits: int = 0
+    detail: dict = dataclasses.field(default_factory=dict)   # adapter / volume / size_gb
 
     def matches(self, cmdlet: str, targets) -> bool:
         if self.cmdlet not in ("", "*") and self.cmdlet.lower() != cmdlet.lower():
@@ -48,7 +57,8 @@ class Fault:
 
 
 class FaultSet:
-    MODES = ("fail", "hang")
+    MODES = ("fail", "hang", "lose_adapter", "resize_volume")
+    DETAIL_KEYS = ("adapter", "volume", "size_gb")
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -63,7 +73,10 @@ class FaultSet:
         times = spec.get("times")
         fault = Fault(cmdlet=str(spec["cmdlet"]), target=str(spec.get("target") or ""), mode=mode,
                       message=str(spec.get("message") or f"Injected fault in {spec['cmdlet']}."),
-                      times=int(times) if times else None, code=int(spec.get("code") or 2912))
+                      times=int(times) if times else None, code=int(spec.get("code") or 2912),
+                      detail={k: spec[k] for k in self.DETAIL_KEYS if spec.get(k) not in (None, "")})
+        if "size_gb" in fault.detail:
+            fault.detail["size_gb"] = float(fault.detail["size_gb"])
         with self._lock:
             self.faults.append(fault)
         return fault

@@ -42,7 +42,21 @@ def ensure_free(f, ent, kind: str, name: str):
                          "finish and then try the operation again.", "ResourceBusy")
 
 
+def ensure_responding(f, locks, targets):
+    """A host that is rebooting (patching.py) answers nothing: jobs on it, its VMs, or towards it fail."""
+    if not any(hp.stuck or hp.reboot_until is not None for hp in f.patching.hosts.values()):
+        return
+    hosts = [f.hosts.get(e) or (f.hosts.get(f.vms[e].host_id) if e in f.vms else None) for e in locks]
+    hosts += [f.find_host(t) for t in targets if t]
+    for host in hosts:
+        if host is not None and f.patching.rebooting(host):
+            raise VmmFailure(E.E_AGENT_LOST, "VMM is unable to complete the request. The connection to the agent "
+                             f"{host.name} was lost.", "Ensure that the host is running and that the VMM agent "
+                             "on it responds, then try the operation again.", "ResourceUnavailable")
+
+
 def _submit(f, name, cmdlet, owner, steps, locks, targets, result, on_fail=None, box=None):
+    ensure_responding(f, locks, targets)
     fault = f.faults.take(cmdlet, targets) if f.faults is not None else None
     rname, rid, rtype = result
     job = f.jobs.new(name, cmdlet, owner, steps, locks=list(locks), result_name=rname, result_id=rid,
@@ -289,7 +303,8 @@ def _evacuate(f, vm, host, migrate, job_box):
     def apply():
         vm.transient, vm.migrating = None, False
         if migrate:
-            nodes = [n for n in f.nodes(host.cluster_id) if n.id != host.id and not n.maintenance]
+            nodes = [n for n in f.nodes(host.cluster_id) if n.id != host.id and not n.maintenance
+                     and not f.patching.rebooting(n)]  # a rebooting node takes no VM
             fits = [n for n in nodes if f.free_mb(n) >= vm.memory_mb]
             if fits:
                 target = max(fits, key=f.free_mb)

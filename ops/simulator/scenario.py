@@ -20,6 +20,15 @@ A scenario (YAML or JSON; ``demo`` is ``scenarios/demo.yaml``)::
          custom: {Custom1: '1'}, custom_properties: {Application: Web},
          checkpoints: [{name: before-upgrade, description: '', age_days: 40, status: Running}]}
     faults: [{cmdlet: New-SCVMCheckpoint, target: web01, mode: fail, message: ..., times: 1}]
+    # patching (patching_scenario.py): updates, what each host needs, its hardware, the ConfigMgr site
+    reboot_seconds: 90                  # default for every host (or reboot_seconds on a host)
+    updates: [{id: KB5048661, title: ..., install_seconds: 240, restart: true}]
+    clusters: [{name: CLU-A, pending_updates: [KB5048661], hosts: [...]}]   # or pending_updates on a host
+    hosts: [{name: ..., volumes: [{name: 'D:\', label: VMs, size_gb: 1788}], adapters: [{name: NIC1}]}]
+    configmgr: {site_code: CM1, server: cm01.contoso.com, collection_refresh_seconds: 15,
+                collections: [{id: CM100015, name: Hyper-V Patch Window, members: [hv-a01]}],
+                update_groups: [{name: 2026-12 Hyper-V Hosts, updates: [KB5048661]}],
+                deployments: [{name: ..., update_group: 2026-12 Hyper-V Hosts, collection: Hyper-V Patch Window}]}
 
 VM keys ``custom1`` .. ``custom10`` are accepted as well as ``custom: {Custom1: ...}``.
 IDs are derived from names (uuid5), so they are the same every time a scenario is built.
@@ -35,6 +44,7 @@ import random
 import tempfile
 import uuid
 
+from . import patching_scenario
 from .access import PERMISSIONS
 from .fabric import VM, Checkpoint, Cloud, Cluster, Fabric, Host, ScomInstance, UserRole
 from .jobs import utcnow
@@ -138,6 +148,7 @@ def from_data(data: dict, time_scale: float = 1.0) -> Fabric:
     for h in f.hosts.values():
         if f.used_mb(h) > h.memory_mb:
             raise ValueError(f"scenario: running VMs on {h.name} need {f.used_mb(h)} MB, host has {h.memory_mb} MB")
+    patching_scenario.load_scenario(f, data)
     if data.get("faults"):
         from .faults import FaultSet
         f.faults = FaultSet()
@@ -198,7 +209,25 @@ def scale_scenario(n: int, seed: int = 42) -> dict:
             "clouds": [{"name": c} for c in clouds],
             "user_roles": [{"name": t, "members": [m], "clouds": [clouds[i]], "permissions": ["Checkpoint"]}
                            for i, (t, m) in enumerate(tenants)],
-            "clusters": clusters, "hosts": [{"name": h, "memory_mb": 262144} for h in standalone], "vms": vms}
+            "clusters": clusters, "hosts": [{"name": h, "memory_mb": 262144} for h in standalone], "vms": vms,
+            **scale_patching(clusters)}
+
+
+def scale_patching(clusters: list) -> dict:
+    """Every clustered node needs this month's two updates; a ConfigMgr site deploys them to a window collection."""
+    kbs = ["KB5048661", "KB5048811"]
+    for cl in clusters:
+        cl["pending_updates"] = list(kbs)
+    return {"updates": [{"id": "KB5048661", "title": "2026-12 Cumulative Update for Windows Server 2019 (x64)",
+                         "install_seconds": 240, "restart": True},
+                        {"id": "KB5048811", "title": "2026-12 Servicing Stack Update for Windows Server 2019 (x64)",
+                         "install_seconds": 45, "restart": False}],
+            "configmgr": {"site_code": "CM1", "server": "cm01.contoso.com",
+                          "collections": [{"name": "Hyper-V Patch Window"}, {"name": "Hyper-V Hold"}],
+                          "update_groups": [{"name": "2026-12 Hyper-V Hosts", "updates": kbs}],
+                          "deployments": [{"name": "2026-12 Hyper-V Hosts - Patch Window",
+                                           "update_group": "2026-12 Hyper-V Hosts",
+                                           "collection": "Hyper-V Patch Window"}]}}
 
 
 def save_state(fabric: Fabric, path: str) -> None:

@@ -261,3 +261,15 @@ def test_auth_that_cannot_start_here_names_what_to_install(client_for, admin_use
     sim.vmm.save()
     page = _test_page(client_for(admin_user), sim.vmm)
     assert "VMM server vmm01" in page and "cannot start on Slipway&#x27;s host" in page and fix in page
+
+
+def test_admin_adds_a_configmgr_connection_and_tests_it(client_for, admin_user, sim):
+    c = client_for(admin_user)
+    data = {**GOOD, "name": "cm01", "kind": "configmgr", "host": sim.server.host, "port": str(sim.server.port),
+            "use_https": "", "auth": "basic", "cert_validation": "", "username": sim.server.username,
+            "password": sim.server.password}
+    assert c.post(reverse("ops:connection_new"), data).status_code == 302
+    conn = ServerConnection.objects.get(name="cm01")
+    assert conn.kind == "configmgr" and conn.get_kind_display() == "ConfigMgr site server"
+    page = c.post(reverse("ops:connection_test", args=[conn.pk]), follow=True).content.decode()
+    assert "the ConfigMgr site CM1: answers and has 1 software update deployment(s)." in page

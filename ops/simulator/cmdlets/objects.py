@@ -55,9 +55,10 @@ VM_STATE = _enum_family("Microsoft.VirtualManager.Utils.VMComputerSystemState", 
 JOB_STATE = _enum_family("Microsoft.VirtualManager.Utils.TaskStatusEnum", {
     "Running": 1, "Completed": 2, "Failed": 3, "Canceled": 4, "SucceedWithInfo": 5})
 HOST_STATE = _enum_family("Microsoft.VirtualManager.Utils.HostComputerState", {
-    "Responding": 1, "MaintenanceMode": 7})
-COMM_STATE = _enum_family("Microsoft.VirtualManager.Utils.CommunicationState", {"Responding": 1})
-OVERALL = _enum_family("Microsoft.VirtualManager.Utils.HostOverallState", {"OK": 0, "NeedsAttention": 1})
+    "Responding": 1, "NotResponding": 2, "MaintenanceMode": 7})
+COMM_STATE = _enum_family("Microsoft.VirtualManager.Utils.CommunicationState", {"Responding": 1, "NotResponding": 2})
+OVERALL = _enum_family("Microsoft.VirtualManager.Utils.HostOverallState", {"OK": 0, "NeedsAttention": 1,
+                                                                          "NotResponding": 2})
 PLATFORM = SimEnum("Microsoft.VirtualManager.Utils.VirtualizationPlatform", "HyperV", 2)
 HEALTH = _enum_family("Microsoft.EnterpriseManagement.Configuration.HealthState", {
     "Uninitialized": 0, "Success": 1, "Warning": 2, "Error": 3})
@@ -113,6 +114,8 @@ def vm_obj(f, vm) -> SimObject:
     cps = f._cps_by_vm.get(vm.id)
     cps = [ref(f, "checkpoint", c) for c in cps] if cps else []
     status = vm.transient or vm.status
+    if f.patching.hosts and host_down(f, vm.host_id):
+        status = "HostNotResponding"
     c = vm.custom
     props = {
         "Name": vm.name, "ID": vm.id, "VMId": vm.vmid, "Status": VM_STATE[status], "StatusString": _words(status),
@@ -173,7 +176,21 @@ def host_obj(f, h) -> SimObject:
         "VMs": [ref(f, "vm", v) for v in vms],
         "MostRecentTaskID": h.most_recent_job, "MostRecentTask": _job_name(f, h.most_recent_job),
     }
+    if host_down(f, h.id):
+        props.update(not_responding_props())
     return _obj(T_HOST, props, h.name, ("host", h.id))
+
+
+def host_down(f, host_id) -> bool:
+    """A host that is rebooting (patching.py) does not respond in VMM."""
+    host = f.hosts.get(host_id)
+    hp = f.patching.hosts.get(host.name.lower()) if host is not None else None
+    return hp is not None and (hp.stuck or hp.reboot_until is not None)
+
+
+def not_responding_props() -> dict:
+    return {"OverallState": OVERALL["NotResponding"], "CommunicationState": COMM_STATE["NotResponding"],
+            "ComputerState": HOST_STATE["NotResponding"]}
 
 
 def cluster_obj(f, c) -> SimObject:

@@ -172,7 +172,7 @@ class Command(BaseCommand):
         the listener's certificate validated against the CA that signed it (scom01)."""
         from ops.models import ServerConnection
 
-        for name, kind, https in (("vmm01", "vmm", False), ("scom01", "scom", True)):
+        for name, kind, https in (("vmm01", "vmm", False), ("scom01", "scom", True), ("cm01", "configmgr", False)):
             conn = ServerConnection.objects.filter(name=name).first() or ServerConnection(name=name)
             conn.kind, conn.host = kind, sim.host
             if https:
