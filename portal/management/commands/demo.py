@@ -97,6 +97,8 @@ class Command(BaseCommand):
                 try:
                     p.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
+                    self.stdout.write(self.style.WARNING(
+                        f"Killed {' '.join(map(str, p.args[1:3]))}: it did not stop within 15 s of SIGTERM."))
                     p.kill()
             if getattr(self, "worker_cmd", None):
                 for p in procs:
