@@ -4,14 +4,16 @@ trail of sign-ins, failed sign-ins and sign-outs.
 django-axes counts failures in the database (one count per user name and one
 per client address, shared by every ASGI process over SQLite or PostgreSQL);
 this module turns its lockout into the sign-in page with a message that says
-why and how long to wait, and writes every sign-in event to the audit log
-through ops/services/audit.py."""
+why and how long to wait, and writes every sign-in, failed sign-in and sign-out
+to the audit log through ops/services/audit.py. Every sign-in goes through
+SignInView (portal/urls.py sends the Django admin's login there too)."""
 import math
 
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import signals as auth_signals
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView, LogoutView
 from django.db.models import Max, Q
 from django.dispatch import receiver
 from django.shortcuts import render
@@ -60,11 +62,6 @@ def lockout_response(request, original_response=None, credentials=None):
     return response
 
 
-@receiver(auth_signals.user_logged_in, dispatch_uid="slipway-audit-signin")
-def audit_sign_in(sender, request, user, **kwargs):
-    audit.record(user, "signin", address=client_address(request))
-
-
 @receiver(auth_signals.user_login_failed, dispatch_uid="slipway-audit-signin-failed")
 def audit_failed_sign_in(sender, credentials, request=None, **kwargs):
     locked = bool(getattr(request, "axes_locked_out", False))
@@ -73,7 +70,19 @@ def audit_failed_sign_in(sender, credentials, request=None, **kwargs):
                  address=client_address(request), reason=reason)
 
 
-@receiver(auth_signals.user_logged_out, dispatch_uid="slipway-audit-signout")
-def audit_sign_out(sender, request, user, **kwargs):
-    if user is not None:
-        audit.record(user, "signout", address=client_address(request))
+class SignInView(LoginView):
+    """The sign-in page; a sign-in is audited here (a failed one by the receiver above, which also
+    sees refusals during a lockout and sign-ins tried elsewhere)."""
+    template_name = "portal/login.html"
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        audit.record(form.get_user(), "signin", address=client_address(self.request))
+        return response
+
+
+class SignOutView(LogoutView):
+    def post(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            audit.record(request.user, "signout", address=client_address(request))
+        return super().post(request, *args, **kwargs)

@@ -59,7 +59,7 @@ def test_operator_watches_a_batch_run_reach_100_percent(site):
             except Exception as exc:
                 page.screenshot(path=str(ARTIFACTS / "run-live-timeout.png"), full_page=True)
                 raise AssertionError(f"run {run_id} not shown as succeeded: {diagnose(site, run_id)}") from exc
-            page.wait_for_function("() => document.querySelector('[data-run-bar]').style.width === '100%'", timeout=10_000)
+            page.wait_for_function("() => document.querySelector('[data-run-bar]').style.width === '100%'", timeout=60_000)
             assert page.evaluate("window.__noReload") == "still the same document"
             assert navigations == [], f"the page navigated: {navigations}"
             assert page.inner_text("[data-run-progress]").strip() == "100%"
@@ -69,7 +69,7 @@ def test_operator_watches_a_batch_run_reach_100_percent(site):
             final_seq = site.query("select max(seq) from ops_runevent where run_id = ?", run_id)[0][0]
             for p in (page, late):
                 p.wait_for_function(f"() => window.slipwayRunLive && window.slipwayRunLive.lastSeq() >= {final_seq}",
-                                    timeout=10_000)
+                                    timeout=60_000)
                 assert logged_seqs(p) == list(range(1, final_seq + 1))  # the full log, once each, in order
             messages = [m for (m,) in site.query("select message from ops_runevent where run_id = ? order by seq", run_id)]
             assert late.inner_text("[data-log]").count("\n") + 1 == len(messages)
@@ -78,7 +78,7 @@ def test_operator_watches_a_batch_run_reach_100_percent(site):
             assert late.eval_on_selector_all("[data-steps] tr[data-step-id]", "els => els.length") == steps
             assert late.eval_on_selector_all("[data-steps] tr[data-state=succeeded]", "els => els.length") == steps
             page.wait_for_function("() => document.querySelector('[data-live-status]').textContent.startsWith('ended')",
-                                   timeout=10_000)  # the watcher is told nothing more will come
+                                   timeout=60_000)  # the watcher is told nothing more will come
             page.screenshot(path=str(ARTIFACTS / "run-live-done.png"), full_page=True)
         finally:
             browser.close()

@@ -205,7 +205,7 @@ def test_anonymous_is_closed_4401(operator):
         await comm.connect()
         err = json.loads(await comm.receive_from())
         assert err["type"] == "error" and err["code"] == 4401
-        assert (await comm.receive_output(timeout=1)) == {"type": "websocket.close", "code": 4401}
+        assert (await comm.receive_output(timeout=30)) == {"type": "websocket.close", "code": 4401}
 
     async_to_sync(scenario)()
 
@@ -222,7 +222,7 @@ def test_tenant_never_watches_another_tenants_run(tenant, other_tenant, operator
             await comm.connect()
             err = json.loads(await comm.receive_from())
             assert err["code"] == 4403, err
-            assert (await comm.receive_output(timeout=1))["code"] == 4403
+            assert (await comm.receive_output(timeout=30))["code"] == 4403
         comm = communicator(tenant, mine.pk, "?after=0")
         assert (await comm.connect())[0]
         assert json.loads(await comm.receive_from())["type"] == "hello"
@@ -281,5 +281,20 @@ def test_session_auth_through_the_real_asgi_stack(operator, client):
         anon = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?after=0", headers=headers[:2])
         await anon.connect()
         assert json.loads(await anon.receive_from())["code"] == 4401
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.parametrize("path", ["/ws/runs/abc/", "/ws/nothing/", "/ws/runs/1/extra/"])
+def test_an_unknown_websocket_path_closes_with_4404_not_a_server_error(operator, path):
+    async def scenario():
+        comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+        comm.scope["user"] = operator
+        connected, _ = await comm.connect()
+        assert connected
+        frame = await comm.receive_json_from(timeout=3)
+        assert frame["type"] == "error" and frame["code"] == 4404 and path in frame["message"]
+        closed = await comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 4404}
 
     async_to_sync(scenario)()
