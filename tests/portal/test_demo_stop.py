@@ -1,5 +1,6 @@
 """`manage.py demo` started in the background (`demo &`: SIGINT ignored, as a shell does) stops
-promptly and completely on `kill -INT` / `kill -TERM`, without waiting for its 15 s kill deadline."""
+completely on `kill -INT` / `kill -TERM`: every child stops on its signal, none has to be killed
+(how long it takes: `manage.py bench demo-stop`)."""
 import contextlib
 import os
 import signal
@@ -65,7 +66,8 @@ def _running_demo(tmp_path):
     is left running afterwards."""
     port, sim_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(SLIPWAY_DATA_DIR=str(tmp_path), SLIPWAY_WORKERS="1")
+    # a child that ignores SIGTERM is killed (and named) after this grace; a slow one on a loaded machine is not
+    env.update(SLIPWAY_DATA_DIR=str(tmp_path), SLIPWAY_WORKERS="1", SLIPWAY_DEMO_STOP_SECONDS="120")
     log = open(tmp_path / "demo.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--port", str(port), "--sim-port", str(sim_port), "--time-scale", "0.01"],
@@ -101,7 +103,7 @@ def _assert_stopped_completely(tmp_path, port, sim_port):
 def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
     with _running_demo(tmp_path) as (proc, port, sim_port):
         proc.send_signal(sig)
-        proc.wait(timeout=60)
+        proc.wait(timeout=240)
         _assert_stopped_completely(tmp_path, port, sim_port)
 
 
@@ -116,5 +118,5 @@ def test_a_killed_worker_is_replaced_and_a_second_signal_does_not_abandon_the_ch
         proc.send_signal(signal.SIGTERM)
         wait_until(lambda: "Stopping ..." in _log(tmp_path), message="the demo starts stopping")
         proc.send_signal(signal.SIGTERM)   # an impatient second stop
-        proc.wait(timeout=60)
+        proc.wait(timeout=240)
         _assert_stopped_completely(tmp_path, port, sim_port)

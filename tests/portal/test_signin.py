@@ -104,3 +104,8 @@ def test_the_audit_page_shows_sign_ins_to_operators(client, make_user):
     sign_in(client, "ursula", PASSWORD, address="10.0.0.3")
     page = client.get(reverse("ops:audit"), {"action": "signin"}).content.decode()
     assert "signin" in page and "10.0.0.3" in page
+
+
+def test_the_django_admin_signs_in_through_the_same_throttled_audited_page(client):
+    response = client.get("/django-admin/login/?next=/django-admin/")
+    assert response.status_code == 302 and response["Location"] == reverse("login") + "?next=/django-admin/"
