@@ -190,7 +190,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = int(os.environ.get("SLIPWAY_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("SLIPWAY_LOGIN_COOLOFF_MINUTES", "15")))
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the wait shown is the wait there is
-AXES_RESET_ON_SUCCESS = True
+# not axes' own reset on success: it forgets every failure from the address, other user names'
+# included; SignInView forgets only the signed-in user's own failures from that address
+AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "portal.signin.lockout_response"
 AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in Slipway's own audit log
 AXES_VERBOSE = False

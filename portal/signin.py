@@ -77,7 +77,10 @@ class SignInView(LoginView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        audit.record(form.get_user(), "signin", address=client_address(self.request))
+        user, address = form.get_user(), client_address(self.request)
+        # the user's own mistakes from this address are forgiven; failures against other names still count
+        AccessAttempt.objects.filter(username=user.get_username(), ip_address=address).delete()
+        audit.record(user, "signin", address=address)
         return response
 
 

@@ -60,6 +60,25 @@ def test_an_address_is_locked_for_every_user_name_and_other_addresses_are_not(cl
     assert response.status_code == 302 and signed_in_as(client) == "ursula"
 
 
+def test_a_sign_in_forgives_the_users_own_failures(client, make_user):
+    make_user("ursula", "operator", password=PASSWORD)
+    fail(client, "ursula", settings.AXES_FAILURE_LIMIT - 1)
+    assert sign_in(client, "ursula", PASSWORD).status_code == 302
+    client.post(reverse("logout"), REMOTE_ADDR="10.0.0.1")
+    fail(client, "ursula", settings.AXES_FAILURE_LIMIT - 1)  # counted afresh: not locked
+    assert sign_in(client, "ursula", PASSWORD).status_code == 302
+
+
+def test_signing_in_to_ones_own_account_does_not_wipe_the_failures_against_another(client, make_user):
+    make_user("victim", "admin", password=PASSWORD)
+    make_user("mallory", "tenant", password="mallory-pw-1")
+    fail(client, "victim", settings.AXES_FAILURE_LIMIT - 1, address="10.6.6.6")
+    assert sign_in(client, "mallory", "mallory-pw-1", address="10.6.6.6").status_code == 302
+    client.post(reverse("logout"), REMOTE_ADDR="10.6.6.6")
+    assert sign_in(client, "victim", "wrong", address="10.6.6.6").status_code == 429
+    assert sign_in(client, "victim", PASSWORD, address="10.7.7.7").status_code == 429  # the name is locked everywhere
+
+
 def test_the_lock_ends_after_the_wait(client, make_user):
     from axes.models import AccessAttempt
 
