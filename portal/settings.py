@@ -1,9 +1,11 @@
 """Slipway settings: everything that differs between the embedded default and a
 scaled-out deployment comes from the environment (see README, "Scaling out")."""
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured  # noqa: F401
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "django_q",
     "ops",
@@ -58,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -65,6 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.errorpages.MethodNotAllowedPage",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires: turns a lockout into portal/signin.py's page
 ]
 CSRF_FAILURE_VIEW = "portal.errorpages.csrf_failure"
 
@@ -172,6 +177,26 @@ SLIPWAY_ENGINE_PAUSE_SECONDS = float(os.environ.get("SLIPWAY_ENGINE_PAUSE_SECOND
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out user name or address before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttling (django-axes; portal/signin.py): after SLIPWAY_LOGIN_FAILURE_LIMIT
+# failed sign-ins for one user name, or from one client address, that user name (or
+# address) is refused for SLIPWAY_LOGIN_COOLOFF_MINUTES after the last failure. The
+# counts are rows in the database, so every ASGI process sees the same ones (SQLite
+# or PostgreSQL). Behind a proxy, run daphne with --proxy-headers so the address is
+# the client's. An admin lifts a lockout early with `manage.py axes_reset_username NAME`.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = int(os.environ.get("SLIPWAY_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("SLIPWAY_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the wait shown is the wait there is
+# not axes' own reset on success: it forgets every failure from the address, other user names'
+# included; SignInView forgets only the signed-in user's own failures from that address
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "portal.signin.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are in Slipway's own audit log
+AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -206,6 +231,27 @@ if not PLAIN_HTTP:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (django-csp): scripts only from our own static files, so
+# a name from VMM or from another user can never run as script, and no inline
+# event handlers (confirmations are data-confirm attributes, static/js/slipway.js).
+# htmx is told not to inject its indicator <style> nor to eval (the htmx-config
+# meta tag in templates/base.html). style attributes stay allowed (progress bar
+# widths); <style> elements do not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "script-src-attr": [NONE],
+        "style-src": [SELF],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],  # fetch and the run page's websocket (same origin)
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 X_FRAME_OPTIONS = "DENY"
 
 LOGGING = {
@@ -220,5 +266,6 @@ LOGGING = {
         "slipway": {"handlers": ["console"], "level": os.environ.get("SLIPWAY_LOG_LEVEL", "INFO")},
         "django-q": {"handlers": ["console"], "level": "WARNING", "propagate": False},  # django-q2 logs as "django-q"
         "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "axes": {"handlers": ["console"], "level": "ERROR", "propagate": False},  # sign-ins are in the audit log
     },
 }

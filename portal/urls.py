@@ -1,15 +1,15 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
-from . import views
+from . import signin, views
 from .views import tenant, vm
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", signin.SignInView.as_view(), name="login"),
+    path("logout/", signin.SignOutView.as_view(), name="logout"),
     # what tenants click (operators and admins see every VM here too)
     path("vms/", tenant.my_vms, name="my_vms"),
     path("vms/status/", tenant.vm_status, name="vm_status"),
@@ -21,5 +21,7 @@ urlpatterns = [
     path("vms/<uuid:vm_id>/power/", vm.vm_power, name="vm_power"),
     path("activity/", tenant.activity, name="activity"),
     path("ops/", include("ops.urls")),
+    # one sign-in page for everything, throttled and audited (portal/signin.py)
+    path("django-admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("django-admin/", admin.site.urls),
 ]

@@ -3,79 +3,11 @@ daphne server and a real qcluster worker over a temporary SQLite database and
 the simulator: an operator starts a batch checkpoint from the UI and watches the
 progress bar reach 100 % without reloading; a second browser opened mid-run
 shows the whole log from seq 1."""
-import os
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
-from ops.bench._worker_site import BASE_DIR, WorkerSite
-from ops.simproc import free_port, wait_for_port
+from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(BASE_DIR) / "test-artifacts"
-PASSWORD = "e2e-Operator-pw-1"
-USER = """
-from django.contrib.auth import get_user_model
-from ops import roles
-u = get_user_model().objects.create_user("olga", password=%r)
-roles.grant(u, "operator")
-"""
-
-
-@pytest.fixture
-def site():
-    from tests.conftest import start_sim
-
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    engine, server = start_sim(time_scale=0.15)  # a batch run of the demo takes several seconds
-    s = WorkerSite(engine, server, bound=2, workers=2, keep=bool(os.environ.get("E2E_KEEP")))
-    web = None
-    try:
-        s.manage(["shell", "-c", USER % PASSWORD])
-        port = free_port()
-        env = {**s.env, "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
-               "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-        log = open(os.path.join(s.tmp, "daphne.log"), "w")  # noqa: SIM115
-        web = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}",
-                                "--noreload", "--insecure"], env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port("127.0.0.1", port, 60, web)
-        s.start_cluster()
-        s.base_url = f"http://127.0.0.1:{port}"
-        yield s
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        for name in os.listdir(s.tmp):
-            if name.endswith(".log"):
-                shutil.copy(os.path.join(s.tmp, name), ARTIFACTS / f"e2e-{name}")
-        if web is not None:
-            web.terminate()
-            try:
-                web.wait(10)
-            except subprocess.TimeoutExpired:
-                web.kill()
-                web.wait(5)
-        s.close()
-        server.stop()
-
-
-def login(browser, base_url):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", "olga")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/ops/runs/")
-    return page
 
 
 def bar_width(page) -> int:
@@ -127,7 +59,7 @@ def test_operator_watches_a_batch_run_reach_100_percent(site):
             except Exception as exc:
                 page.screenshot(path=str(ARTIFACTS / "run-live-timeout.png"), full_page=True)
                 raise AssertionError(f"run {run_id} not shown as succeeded: {diagnose(site, run_id)}") from exc
-            page.wait_for_function("() => document.querySelector('[data-run-bar]').style.width === '100%'", timeout=10_000)
+            page.wait_for_function("() => document.querySelector('[data-run-bar]').style.width === '100%'", timeout=60_000)
             assert page.evaluate("window.__noReload") == "still the same document"
             assert navigations == [], f"the page navigated: {navigations}"
             assert page.inner_text("[data-run-progress]").strip() == "100%"
@@ -137,7 +69,7 @@ def test_operator_watches_a_batch_run_reach_100_percent(site):
             final_seq = site.query("select max(seq) from ops_runevent where run_id = ?", run_id)[0][0]
             for p in (page, late):
                 p.wait_for_function(f"() => window.slipwayRunLive && window.slipwayRunLive.lastSeq() >= {final_seq}",
-                                    timeout=10_000)
+                                    timeout=60_000)
                 assert logged_seqs(p) == list(range(1, final_seq + 1))  # the full log, once each, in order
             messages = [m for (m,) in site.query("select message from ops_runevent where run_id = ? order by seq", run_id)]
             assert late.inner_text("[data-log]").count("\n") + 1 == len(messages)
@@ -146,7 +78,7 @@ def test_operator_watches_a_batch_run_reach_100_percent(site):
             assert late.eval_on_selector_all("[data-steps] tr[data-step-id]", "els => els.length") == steps
             assert late.eval_on_selector_all("[data-steps] tr[data-state=succeeded]", "els => els.length") == steps
             page.wait_for_function("() => document.querySelector('[data-live-status]').textContent.startsWith('ended')",
-                                   timeout=10_000)  # the watcher is told nothing more will come
+                                   timeout=60_000)  # the watcher is told nothing more will come
             page.screenshot(path=str(ARTIFACTS / "run-live-done.png"), full_page=True)
         finally:
             browser.close()
@@ -162,9 +94,10 @@ def test_a_finished_runs_page_shows_its_whole_log_at_once(site):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = login(browser, site.base_url)
-            started = time.monotonic()
             page.goto(f"{site.base_url}/ops/runs/{run_id}/", wait_until="domcontentloaded")
-            assert logged_seqs(page)[0] == 1 and time.monotonic() - started < 5
+            # in the page as served, before any script ran or the socket opened
+            final_seq = site.query("select max(seq) from ops_runevent where run_id = ?", run_id)[0][0]
+            assert logged_seqs(page) == list(range(1, final_seq + 1))
             assert bar_width(page) == 100
             # the socket is up (the hello came) and says the run is over, not "live"
             page.wait_for_function("() => document.querySelector('[data-live-status]').textContent.startsWith('ended')")

@@ -13,7 +13,7 @@ import pytest
 from ops.bench._worker_site import BASE_DIR, WorkerSite
 from ops.simproc import free_port, wait_for_port
 
-from .test_run_live import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -273,3 +273,38 @@ def test_admin_adds_a_configmgr_connection_and_tests_it(client_for, admin_user, 
     assert conn.kind == "configmgr" and conn.get_kind_display() == "ConfigMgr site server"
     page = c.post(reverse("ops:connection_test", args=[conn.pk]), follow=True).content.decode()
     assert "the ConfigMgr site CM1: answers and has 1 software update deployment(s)." in page
+
+
+@pytest.mark.parametrize("host", ["http://vmm02.contoso.com", "bad host", "vmm02/wsman", "vmm02:5985", "x;rm -rf", "-vmm"])
+def test_a_host_that_is_not_a_name_or_address_is_refused(client_for, admin_user, host):
+    response = client_for(admin_user).post(reverse("ops:connection_new"), {**GOOD, "host": host})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "is not a host name or IP address" in page and "no scheme (http://)" in page
+    assert not ServerConnection.objects.exists()
+
+
+@pytest.mark.parametrize("host", ["vmm02.contoso.com", "VMM02", "10.0.0.5", "::1", "[fe80::1]", "vmm-02.contoso.com."])
+def test_names_and_addresses_are_accepted(client_for, admin_user, host):
+    assert client_for(admin_user).post(reverse("ops:connection_new"), {**GOOD, "host": host}).status_code == 302
+
+
+def test_a_new_connection_does_not_talk_about_keeping_a_password(client_for, admin_user):
+    page = client_for(admin_user).get(reverse("ops:connection_new")).content.decode()
+    assert "keep the current password" not in page and "never shown again" in page
+
+
+def test_the_test_button_records_its_outcome_in_the_status_column(client_for, admin_user, sim):
+    c = client_for(admin_user)
+    assert sim.scom.last_ok_at is None
+    c.post(reverse("ops:connection_test", args=[sim.scom.pk]))
+    sim.scom.refresh_from_db()
+    assert sim.scom.last_ok_at is not None and sim.scom.last_error == ""
+    sim.scom.set_password("wrong-password")
+    sim.scom.save()
+    page = c.post(reverse("ops:connection_test", args=[sim.scom.pk]), follow=True).content.decode()
+    sim.scom.refresh_from_db()
+    assert "refused the credentials" in sim.scom.last_error
+    assert 'class="badge bad"' in page and "not used yet" not in page.split("scom01", 2)[-1].split("</tr>", 1)[0]
+    failed = AuditEntry.objects.filter(action="connection.test").order_by("-pk").first()
+    assert failed.detail["ok"] is False and "refused the credentials" in failed.detail["error"]

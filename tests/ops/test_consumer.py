@@ -205,7 +205,7 @@ def test_anonymous_is_closed_4401(operator):
         await comm.connect()
         err = json.loads(await comm.receive_from())
         assert err["type"] == "error" and err["code"] == 4401
-        assert (await comm.receive_output(timeout=1)) == {"type": "websocket.close", "code": 4401}
+        assert (await comm.receive_output(timeout=30)) == {"type": "websocket.close", "code": 4401}
 
     async_to_sync(scenario)()
 
@@ -224,7 +224,7 @@ def test_tenant_never_watches_another_tenants_run(tenant, other_tenant, operator
             await comm.connect()
             err = json.loads(await comm.receive_from())
             assert err["code"] == 4403, err
-            assert (await comm.receive_output(timeout=1))["code"] == 4403
+            assert (await comm.receive_output(timeout=30))["code"] == 4403
         comm = communicator(tenant, mine.pk, "?after=0")
         assert (await comm.connect())[0]
         assert json.loads(await comm.receive_from())["type"] == "hello"
@@ -308,5 +308,18 @@ def test_tenant_removed_from_the_subscription_stops_receiving_and_is_closed_4403
         assert error["code"] == 4403 and f"no longer watch run {run.pk}" in error["message"]
         assert frames[-1] is error, "an event was sent after the refusal"
         assert (await comm.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4403}
+
+
+@pytest.mark.parametrize("path", ["/ws/runs/abc/", "/ws/nothing/", "/ws/runs/1/extra/"])
+def test_an_unknown_websocket_path_closes_with_4404_not_a_server_error(operator, path):
+    async def scenario():
+        comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+        comm.scope["user"] = operator
+        connected, _ = await comm.connect()
+        assert connected
+        frame = await comm.receive_json_from(timeout=3)
+        assert frame["type"] == "error" and frame["code"] == 4404 and path in frame["message"]
+        closed = await comm.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 4404}
 
     async_to_sync(scenario)()

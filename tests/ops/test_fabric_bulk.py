@@ -31,7 +31,7 @@ def test_submit_jobs_attributes_each_result(sim):
     assert [type(r).__name__ for r in results] == ["JobInfo", "NotFound", "VMBusy", "JobInfo"]
     assert "ghost" in str(results[1]) and busy.name in str(results[2])
     for job, vm in ((results[0], a), (results[3], b)):
-        assert vmm.wait_job(s, job, timeout=10).succeeded
+        assert vmm.wait_job(s, job, timeout=60).succeeded
         assert "bulk" in [c.name for c in vmm.list_checkpoints(s, vm.id)]
 
 
@@ -44,7 +44,7 @@ def test_submit_jobs_in_several_chunks(sim, monkeypatch):
     jobs = vmm.get_jobs(s, [r.id for r in results])
     assert set(jobs) == {r.id for r in results}
     for r in results:
-        vmm.wait_job(s, r, timeout=10)
+        vmm.wait_job(s, r, timeout=60)
     assert {v.status for v in bulk.get_vms(s, [v.id for v in vms]).values()} == {"Running"}
 
 

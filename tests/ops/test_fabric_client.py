@@ -1,11 +1,13 @@
 """The fabric client against the simulator, through the real pypsrp client."""
 import datetime as dt
+import socket
 import threading
 
 import pytest
 
 from ops.fabric import errors, scom, vmm
 from ops.fabric.session import FabricSession, ServerSettings, session_for
+from ops.models import ServerConnection
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +54,7 @@ def test_checkpoint_lifecycle_through_jobs(sim):
     assert len(cps) == before + 1
     new = next(c for c in cps if c.name == "before patch")
     assert new.description == "taken by a test" and new.added_at is not None
-    vmm.wait_job(s, vmm.remove_checkpoint(s, new.id, label=new.name), timeout=10)
+    vmm.wait_job(s, vmm.remove_checkpoint(s, new.id, label=new.name), timeout=60)
     assert len(vmm.list_checkpoints(s, vm.id)) == before
 
 
@@ -60,7 +62,7 @@ def test_checkpoint_lifecycle_through_jobs(sim):
 def test_hostile_names_arrive_literally(sim, name):
     s = session_for(sim.vmm)
     vm = first_vm(sim, "PowerOff")
-    vmm.wait_job(s, vmm.new_checkpoint(s, vm.id, name, name), timeout=10)
+    vmm.wait_job(s, vmm.new_checkpoint(s, vm.id, name, name), timeout=60)
     names = [c.name for c in vmm.list_checkpoints(s, vm.id)]
     assert name in names
     # and nothing else happened to the fabric: every VM still exists with its status
@@ -80,7 +82,7 @@ def test_start_running_vm_is_a_command_error_naming_server_cmdlet_and_vm(sim):
     s = session_for(sim.vmm)
     vm = first_vm(sim, "Running")
     with pytest.raises(errors.FabricCommandError) as info:
-        vmm.wait_job(s, vmm.start_vm(s, vm.id, vm_name=vm.name), timeout=10)
+        vmm.wait_job(s, vmm.start_vm(s, vm.id, vm_name=vm.name), timeout=60)
     text = str(info.value)
     assert text.startswith("VMM server vmm01: Start-SCVirtualMachine on " + vm.name + " failed: ")
     assert len(info.value.message) > 10
@@ -101,7 +103,7 @@ def test_injected_job_failure_surfaces_the_servers_message(sim):
     sim.control({"op": "fault", "cmdlet": "New-SCVMCheckpoint", "target": vm.name, "mode": "fail",
                  "message": "Insufficient disk space on CSV01", "times": 1})
     with pytest.raises((errors.JobFailed, errors.FabricCommandError)) as info:
-        vmm.wait_job(s, vmm.new_checkpoint(s, vm.id, "cp"), timeout=10)
+        vmm.wait_job(s, vmm.new_checkpoint(s, vm.id, "cp"), timeout=60)
     assert "Insufficient disk space on CSV01" in str(info.value)
     assert "vmm01" in str(info.value)
 
@@ -163,14 +165,14 @@ def test_drain_and_move_back(sim):
     host = hosts[0]
     on_host = [v for v in vmm.list_vms(s) if v.host_name == host.name]
     running_ha = [v for v in on_host if v.status == "Running" and v.is_highly_available]
-    vmm.wait_job(s, vmm.disable_host(s, host.name), timeout=20)
+    vmm.wait_job(s, vmm.disable_host(s, host.name), timeout=60)
     after = {v.id: v for v in vmm.list_vms(s)}
     assert all(after[v.id].host_name != host.name for v in running_ha)
     assert next(h for h in vmm.list_hosts(s) if h.name == host.name).in_maintenance
-    vmm.wait_job(s, vmm.enable_host(s, host.name), timeout=20)
+    vmm.wait_job(s, vmm.enable_host(s, host.name), timeout=60)
     assert all(vmm.get_vm(s, v.id).host_name != host.name for v in running_ha), "Enable-SCVMHost moves nothing back"
     for v in running_ha:
-        vmm.wait_job(s, vmm.move_vm(s, v.id, host.name, vm_name=v.name), timeout=20)
+        vmm.wait_job(s, vmm.move_vm(s, v.id, host.name, vm_name=v.name), timeout=60)
         assert vmm.get_vm(s, v.id).host_name == host.name
 
 
@@ -222,3 +224,21 @@ def test_https_with_a_self_signed_certificate(sim, db):
         assert "vmm-tls" in str(info.value)
     finally:
         server.stop()
+
+
+def test_an_unreachable_server_is_named_with_the_cause_not_a_urllib3_repr():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    conn = ServerConnection(name="dead", kind="vmm", host="127.0.0.1", port=port, auth="basic", username="u",
+                            operation_timeout=5)
+    conn.set_password("p")
+    session = FabricSession(ServerSettings.from_connection(conn))
+    try:
+        with pytest.raises(errors.FabricUnreachable) as info:
+            session.run([], cmdlet="Get-SCVMMServer")
+    finally:
+        session.close()
+    text = str(info.value)
+    assert f"cannot connect to 127.0.0.1:{port} (Connection refused)" in text
+    assert "HTTPConnectionPool" not in text and "Max retries" not in text

@@ -56,7 +56,7 @@ def test_maintenance_shows_after_sync(client_for, operator, synced):
 
     s = session_for(synced.vmm)
     host = VMHost.objects.filter(cluster__isnull=False).first()
-    vmm.wait_job(s, vmm.disable_host(s, host.name), timeout=20)
+    vmm.wait_job(s, vmm.disable_host(s, host.name), timeout=60)
     assert sync_connection(synced.vmm).ok
     page = client_for(operator).get(reverse("ops:host", args=[host.pk])).content.decode()
     assert "in maintenance" in page
@@ -86,3 +86,23 @@ def test_sync_now_with_unknown_connection_changes_nothing(client_for, operator, 
 def test_sync_now_ignores_offsite_next(client_for, operator, synced):
     response = client_for(operator).post(reverse("ops:sync"), {"next": "https://evil.example/"})
     assert response["Location"] == reverse("ops:clusters")
+
+
+def test_an_invalid_vm_filter_lists_nothing_and_says_why(client_for, operator, sim):
+    from ops.inventory.sync import sync_connection
+
+    sync_connection(sim.vmm)
+    assert VirtualMachine.objects.count() > 0
+    c = client_for(operator)
+    response = c.get(reverse("ops:vms"), {"q": "no-such-vm-name", "cluster": "abc"})
+    page = response.content.decode()
+    assert "0 virtual machines" in page
+    assert "Filter not applied" in page and "cluster “abc”" in page
+
+
+def test_inventory_times_under_a_minute_read_just_now(client_for, operator, sim):
+    from ops.inventory.sync import sync_connection
+
+    sync_connection(sim.vmm)
+    page = client_for(operator).get(reverse("ops:clusters")).content.decode()
+    assert "just now" in page and "0 minutes ago" not in page

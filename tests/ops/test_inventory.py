@@ -30,8 +30,8 @@ def test_second_sync_updates_and_removes(sim):
     assert sync_connection(sim.vmm).ok
     s = session_for(sim.vmm)
     vm = next(v for v in vmm.list_vms(s) if v.status == "PowerOff")
-    vmm.wait_job(s, vmm.new_checkpoint(s, vm.id, "fresh"), timeout=10)
-    vmm.wait_job(s, vmm.start_vm(s, vm.id), timeout=10)
+    vmm.wait_job(s, vmm.new_checkpoint(s, vm.id, "fresh"), timeout=60)
+    vmm.wait_job(s, vmm.start_vm(s, vm.id), timeout=60)
     before_pk = VirtualMachine.objects.get(name=vm.name).pk
     assert sync_connection(sim.vmm).ok
     row = VirtualMachine.objects.get(name=vm.name)

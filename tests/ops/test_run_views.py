@@ -5,6 +5,7 @@ from django.urls import reverse
 from django_q.models import Schedule
 
 from ops.models import AuditEntry, Run, RunEvent, RunSchedule, RunTarget, Step
+from ops.views import runforms
 
 pytestmark = pytest.mark.django_db
 TASK = "ops.engine.tasks.start_scheduled_run"
@@ -313,3 +314,27 @@ def test_run_again_of_no_such_run_is_404(client_for, operator, again):
 def test_run_again_of_another_runbooks_run_is_404(client_for, operator, run):
     resp = client_for(operator).get(reverse("ops:run_start"), {"kind": "checkpoint-cleanup", "again": run.pk})
     assert resp.status_code == 404
+
+
+def test_an_empty_choice_says_it_means_the_runbook_default():
+    rb = runforms.runbook("checkpoint-cleanup")
+    field = runforms.param_fields(rb)["on_error"]
+    assert field.choices[0] == ("", "— default: Go on with the others, then fail naming it —")
+    assert field.initial == "continue"
+    undeclared = runforms._field_for({"name": "x", "choices": [("a", "A")]})
+    assert undeclared.choices[0] == ("", "— the runbook's default —")
+
+
+@pytest.mark.parametrize("state,offered", [("waiting", True), ("failed", False), ("cancelled", False)])
+def test_retry_skip_abort_are_offered_only_while_the_run_waits_for_the_operator(client_for, operator, state, offered):
+    from ops.models import Run, Step
+
+    run = Run.objects.create(kind="batch-checkpoint", title="Batch checkpoint: batch 3", created_by=operator,
+                             state=state, phase="checkpoint")
+    step = Step.objects.create(run=run, index=1, phase="checkpoint", action="new-checkpoint", target="sql03",
+                               state=Step.State.FAILED, error="VMM server vmm01: New-SCVMCheckpoint on sql03 failed: disk full")
+    page = client_for(operator).get(reverse("ops:run", args=[run.pk])).content.decode()
+    row = page[page.index(f'id="step-{step.pk}"'):]
+    row = row[:row.index("</tr>")]
+    assert ('value="retry"' in row) is offered and ('value="skip"' in row) is offered
+    assert "disk full" in row

@@ -1,5 +1,6 @@
 """`manage.py demo` started in the background (`demo &`: SIGINT ignored, as a shell does) stops
-promptly and completely on `kill -INT` / `kill -TERM`, without waiting for its 15 s kill deadline."""
+completely on `kill -INT` / `kill -TERM`: every child stops on its signal, none has to be killed
+(how long it takes: `manage.py bench demo-stop`)."""
 import contextlib
 import os
 import signal
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_until
 
 BASE = Path(__file__).resolve().parents[2]
 
@@ -63,7 +66,8 @@ def _running_demo(tmp_path):
     is left running afterwards."""
     port, sim_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(SLIPWAY_DATA_DIR=str(tmp_path), SLIPWAY_WORKERS="1")
+    # a child that ignores SIGTERM is killed (and named) after this grace; a slow one on a loaded machine is not
+    env.update(SLIPWAY_DATA_DIR=str(tmp_path), SLIPWAY_WORKERS="1", SLIPWAY_DEMO_STOP_SECONDS="120")
     log = open(tmp_path / "demo.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "demo", "--port", str(port), "--sim-port", str(sim_port), "--time-scale", "0.01"],
@@ -71,11 +75,9 @@ def _running_demo(tmp_path):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # what `demo &` gets from the shell
         start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while "Slipway is running" not in (tmp_path / "demo.log").read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                "the demo did not start: " + (tmp_path / "demo.log").read_text()
-            time.sleep(0.5)
+        wait_until(lambda: "Slipway is running" in _log(tmp_path) or proc.poll() is not None, timeout=120,
+                   message="the demo says it is running")
+        assert proc.poll() is None, "the demo did not start: " + _log(tmp_path)
         yield proc, port, sim_port
     finally:
         if proc.poll() is None:
@@ -85,21 +87,23 @@ def _running_demo(tmp_path):
         log.close()
 
 
+def _log(tmp_path) -> str:
+    return (tmp_path / "demo.log").read_text()
+
+
 def _assert_stopped_completely(tmp_path, port, sim_port):
-    assert "Stopped." in (tmp_path / "demo.log").read_text()
+    log = _log(tmp_path)
+    assert "Stopped." in log
+    assert "did not stop within" not in log, "a child ignored SIGTERM and was killed at the deadline: " + log
     assert not _listening(port) and not _listening(sim_port)
-    time.sleep(0.5)
-    assert not _processes_of(tmp_path), "a demo process outlived the demo"
+    wait_until(lambda: not _processes_of(tmp_path), message="every demo process ends with the demo")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
     with _running_demo(tmp_path) as (proc, port, sim_port):
         proc.send_signal(sig)
-        started = time.monotonic()
-        proc.wait(timeout=30)
-        took = time.monotonic() - started
-        assert took < 12, f"stopping took {took:.1f} s: a child ignored its signal and was killed at the deadline"
+        proc.wait(timeout=240)
         _assert_stopped_completely(tmp_path, port, sim_port)
 
 
@@ -107,16 +111,12 @@ def test_a_killed_worker_is_replaced_and_a_second_signal_does_not_abandon_the_ch
     with _running_demo(tmp_path) as (proc, port, sim_port):
         worker = next(pid for pid, cmd in _children(proc.pid) if "qcluster" in cmd)
         os.kill(worker, signal.SIGKILL)
-        deadline = time.monotonic() + 20
-        while "starting a new one" not in (tmp_path / "demo.log").read_text():
-            assert time.monotonic() < deadline, "the dead worker was not replaced"
-            time.sleep(0.2)
-        assert any("qcluster" in cmd for _, cmd in _children(proc.pid))
-        time.sleep(1)
-        orphans = [pid for pid in _processes_of(tmp_path) if pid != proc.pid and _parent(pid) == 1]
-        assert not orphans, f"the killed worker's cluster lives on: {orphans}"
+        wait_until(lambda: "starting a new one" in _log(tmp_path), message="the dead worker is replaced")
+        wait_until(lambda: any("qcluster" in cmd for _, cmd in _children(proc.pid)), message="a new worker runs")
+        wait_until(lambda: not [pid for pid in _processes_of(tmp_path) if pid != proc.pid and _parent(pid) == 1],
+                   message="the killed worker's cluster ends (no orphaned process)")
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        wait_until(lambda: "Stopping ..." in _log(tmp_path), message="the demo starts stopping")
         proc.send_signal(signal.SIGTERM)   # an impatient second stop
-        proc.wait(timeout=30)
+        proc.wait(timeout=240)
         _assert_stopped_completely(tmp_path, port, sim_port)

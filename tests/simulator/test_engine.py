@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 import uuid
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from ops.simulator.contract import CommandSpec, SimEnum, SimObject, Statement
 from ops.simulator.engine import SimEngine
 from tests.simulator.sim_helpers import FAST, FakeOutput, engine, pipe, raises, script, vm_state
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -185,8 +185,8 @@ def test_script_unknown_param_and_job_variable(eng, s):
                     "Start-SCVirtualMachine -VM $vm -RunAsynchronously -JobVariable startjob | Out-Null\n"
                     "$startjob.Name")
     assert out.outputs == ["Start virtual machine"]
-    time.sleep(0.05)
-    assert script(s, "$startjob.IsCompleted; $startjob.ProgressValue").outputs == [True, 100]
+    wait_until(lambda: script(s, "$startjob.IsCompleted; $startjob.ProgressValue").outputs == [True, 100],
+               message="the job in $startjob completes")
 
 
 # ---- jobs --------------------------------------------------------------------------------
@@ -200,8 +200,8 @@ def test_async_call_returns_object_with_job_id(eng, s):
     assert str(job.get("Status")) == "Running" and 0 <= job.get("ProgressValue") < 100
     assert job.get("ResultObjectID") == vm.get("ID") and job.get("IsCompleted") is False
     assert [j.get("ID") for j in pipe(s, ("Get-SCJob", [("Running", None)])).outputs] == [job_id]
-    time.sleep(0.15)
-    job = pipe(s, ("Get-SCJob", [("ID", str(job_id))])).outputs[0]
+    job = wait_until(lambda: (j := pipe(s, ("Get-SCJob", [("ID", str(job_id))])).outputs[0]).get("IsCompleted") and j,
+                     message=f"job {job_id} completes")
     assert str(job.get("Status")) == "Completed" and job.get("ProgressValue") == 100
     assert job.get("ErrorInfo").get("DisplayableErrorCode") == 0 and job.get("EndTime") is not None
     assert vm_state(eng, "off1")["status"] == "Running"
@@ -252,8 +252,8 @@ def test_fault_fail_async_shows_in_job(eng, s):
                  "message": "Boot failure.", "code": 12345})
     vm = pipe(s, ("Get-SCVirtualMachine", [("Name", "off1")]),
               ("Start-SCVirtualMachine", [("RunAsynchronously", None)])).outputs[0]
-    time.sleep(0.02)
-    job = pipe(s, ("Get-SCJob", [("ID", vm.get("MostRecentTaskID"))])).outputs[0]
+    job = wait_until(lambda: (j := pipe(s, ("Get-SCJob", [("ID", vm.get("MostRecentTaskID"))])).outputs[0]).get("IsCompleted")
+                     and j, message="the start job ends")
     assert str(job.get("Status")) == "Failed"
     assert job.get("ErrorInfo").get("Problem") == "Boot failure."
     assert job.get("ErrorInfo").get("DisplayableErrorCode") == 12345
@@ -264,15 +264,18 @@ def test_fault_hang_async_and_sync(eng, s):
     eng.control({"op": "fault", "cmdlet": "Disable-SCVMHost", "target": "n1", "mode": "hang"})
     h = pipe(s, ("Get-SCVMHost", [("ComputerName", "n1")]),
              ("Disable-SCVMHost", [("MoveWithinCluster", None), ("RunAsynchronously", None)])).outputs[0]
-    time.sleep(0.05)
+    # a job started after the hung one completes; the hung one is still where it was
+    witness = pipe(s, ("Get-SCVirtualMachine", [("Name", "off1")]),
+                   ("Start-SCVirtualMachine", [("RunAsynchronously", None)])).outputs[0].get("MostRecentTaskID")
+    wait_until(lambda: pipe(s, ("Get-SCJob", [("ID", witness)])).outputs[0].get("IsCompleted"), message="a later job completes")
     job = pipe(s, ("Get-SCJob", [("ID", h.get("MostRecentTaskID"))])).outputs[0]
     assert str(job.get("Status")) == "Running" and job.get("ProgressValue") == 0
     eng.control({"op": "fault", "cmdlet": "Start-SCVirtualMachine", "mode": "hang"})
     out = FakeOutput()
-    threading.Timer(0.1, out.stop).start()
-    started = time.monotonic()
+    stopper = threading.Timer(0.1, out.stop)
+    stopper.start()
     e = raises(pipe, s, ("Get-SCVirtualMachine", [("Name", "st2")]), ("Start-SCVirtualMachine", []), out=out)
-    assert e.error_id == "PipelineStopped" and time.monotonic() - started >= 0.09
+    assert e.error_id == "PipelineStopped" and stopper.finished.is_set()  # it hung until it was stopped
     assert eng.control({"op": "clear_faults"})["canceled_hung_jobs"] == 2
     job = pipe(s, ("Get-SCJob", [("ID", h.get("MostRecentTaskID"))])).outputs[0]
     assert str(job.get("Status")) == "Canceled"

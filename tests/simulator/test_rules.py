@@ -6,11 +6,11 @@ solo (running, not HA), off1 (PowerOff), saved1 (Saved).
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from tests.simulator.sim_helpers import engine, host_state, pipe, raises, small_fabric, vm_state
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -68,8 +68,8 @@ def test_drain_without_room_saves_the_ha_vm_and_reports_info(s):
     eng = engine(data)
     s = eng.open_session("admin")
     h = drain(s, "n1", RunAsynchronously=None).outputs[0]
-    time.sleep(0.1)
-    job = pipe(s, ("Get-SCJob", [("ID", h.get("MostRecentTaskID"))])).outputs[0]
+    job = wait_until(lambda: (j := pipe(s, ("Get-SCJob", [("ID", h.get("MostRecentTaskID"))])).outputs[0]).get("IsCompleted")
+                     and j, message="the drain job ends")
     assert str(job.get("Status")) == "SucceedWithInfo"
     assert job.get("ErrorInfo").get("DisplayableErrorCode") == 10470
     assert "could not be live migrated" in job.get("ErrorInfo").get("Problem")
@@ -231,8 +231,8 @@ def test_user_role_permission_changes_run_as_jobs(eng, s):
     out = pipe(s, ("Add-SCUserRolePermission", [("UserRole", role), ("Cloud", cloud), ("Checkpoint", None),
                                                 ("RunAsynchronously", None), ("JobVariable", "planjob")]))
     job_id = out.outputs[0].get("MostRecentTaskID")
-    time.sleep(0.05)
-    job = pipe(s, ("Get-SCJob", [("ID", job_id)])).outputs[0]
+    job = wait_until(lambda: (j := pipe(s, ("Get-SCJob", [("ID", job_id)])).outputs[0]).get("IsCompleted") and j,
+                     message="the user role job ends")
     assert str(job.get("Status")) == "Completed" and job.get("Name") == "Update user role"
     role = pipe(s, ("Get-SCUserRole", [("Name", "Tenants")])).outputs[0]
     assert set(role.get("Permission")) == {"Checkpoint", "CheckpointRestoreOnly"}

@@ -39,7 +39,7 @@ class Wire:
 
         return next(c for c in vmm.list_checkpoints(self.session, self.vm(vm_name).id) if c.name == cp_name)
 
-    def wait(self, job, timeout: float = 10, **kw):
+    def wait(self, job, timeout: float = 60, **kw):
         from ops.fabric import vmm
 
         return vmm.wait_job(self.session, job, timeout=timeout, poll=kw.pop("poll", 0.02), **kw)

@@ -111,11 +111,15 @@ class Command(BaseCommand):
                     # daphne (Twisted) then never stops on SIGINT; daphne, qcluster and the simulator
                     # all stop cleanly on SIGTERM
                     p.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
+            # how long a child may take to stop before it is killed (tests/portal/test_demo_stop.py lengthens it)
+            grace = float(os.environ.get("SLIPWAY_DEMO_STOP_SECONDS", "15"))
+            deadline = time.monotonic() + grace
             for p in procs:
                 try:
                     p.wait(max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
+                    self.stdout.write(self.style.WARNING(
+                        f"Killed {' '.join(map(str, p.args[1:3]))}: it did not stop within {grace:g} s of SIGTERM."))
                     p.kill()
             if getattr(self, "worker_cmd", None):
                 for p in procs:
