@@ -36,7 +36,8 @@ class ConnectionForm(forms.ModelForm):
             self.fields["password"].help_text = "Stored encrypted and never shown again."
         # the browser's own limits and the first message match the model's bounds (a positive
         # integer field would otherwise say ">= 0", then refuse 0)
-        for name in ("max_concurrent_jobs", "operation_timeout", "job_timeout"):
+        self.fields["name"].error_messages["invalid"] = ServerConnection._meta.get_field("name").error_messages["invalid"]
+        for name in ("port", "max_concurrent_jobs", "operation_timeout", "job_timeout"):
             field = self.fields[name]
             for v in ServerConnection._meta.get_field(name).validators:
                 limit = getattr(v, "limit_value", None)

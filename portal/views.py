@@ -1,16 +1,16 @@
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+from django.shortcuts import render
+
+from ops.views import dashboard
 
 from . import roles
 
 
 @login_required
 def home(request):
-    """Send each role to where its work is."""
-    if roles.is_operator(request.user):
-        return redirect("ops:runs")
-    if roles.is_admin(request.user):
-        return redirect("ops:connections")
+    """Operators and admins: the dashboard of what needs them; tenants keep their own home."""
+    if roles.is_staff_role(request.user):
+        return dashboard.dashboard(request)
     return render(request, "portal/home.html")
 
 

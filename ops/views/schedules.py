@@ -9,10 +9,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from portal.permissions import operator_required
+from portal import roles
+from portal.permissions import operator_required, staff_required
 
 from ..models import RunSchedule
-from . import runforms
+from . import offered, runforms
 
 PREFIX = "p_"  # parameter fields, so a runbook parameter never collides with name/cron
 
@@ -33,6 +34,7 @@ class ScheduleForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.runbook = rb
         self.fields.update(runforms.param_fields(rb, PREFIX))
+        offered.apply(self, PREFIX)
 
     def clean_cron(self):
         try:
@@ -63,10 +65,11 @@ def _pick(books, kind):
     return rb
 
 
-@operator_required
+@staff_required   # admins read the schedules as they read runs; every change is operator_required
 def schedule_list(request):
-    schedules = RunSchedule.objects.select_related("q_schedule", "last_run", "created_by")
-    return render(request, "ops/schedules/list.html", {"nav": "schedules", "schedules": schedules})
+    schedules = RunSchedule.objects.select_related("q_schedule", "last_run", "created_by", "connection")
+    return render(request, "ops/schedules/list.html", {"nav": "schedules", "schedules": schedules,
+                                                       "can_operate": roles.is_operator(request.user)})
 
 
 @operator_required

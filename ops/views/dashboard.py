@@ -1,0 +1,15 @@
+"""The operator's and admin's home page (``/``): what needs them today. Thin: the
+data comes from ops/dashboard.py; while runs are under way the page refreshes its
+body every 5 s (htmx asks for the same URL and gets the body alone)."""
+from django.shortcuts import render
+
+from portal.permissions import staff_required
+
+from .. import dashboard as data
+
+
+@staff_required
+def dashboard(request):
+    template = "ops/dashboard/_body.html" if request.headers.get("HX-Request") else "ops/dashboard/index.html"
+    return render(request, template, {"nav": "dashboard", "d": data.gather(request.user),
+                                      "failed_days": data.FAILED_DAYS})
