@@ -7,9 +7,10 @@ these instead of free text, so an operator picks a connection rather than relyin
 ``prepare`` still has the last word: a value posted that the list does not hold is
 judged by it against the fabric, and refused with its own message.
 """
+from collections import Counter
+
 from django import forms
 from django.db.models import Count
-from django.db.models.fields.json import KeyTextTransform
 
 from ..models import Cloud, ServerConnection, VirtualMachine
 
@@ -47,9 +48,12 @@ def _clouds() -> list:
 
 
 def _batches(prop: str) -> list:
-    rows = (VirtualMachine.objects.annotate(batch=KeyTextTransform(prop, "custom")).exclude(batch=None)
-            .exclude(batch="").values("batch").annotate(n=Count("id")).order_by("batch"))
-    values = sorted(((r["batch"], r["n"]) for r in rows), key=lambda r: (len(r[0]), r[0]))
+    counts = Counter()
+    for custom in VirtualMachine.objects.values_list("custom", flat=True).iterator(chunk_size=2000):
+        value = str((custom or {}).get(prop) or "").strip()
+        if value:
+            counts[value] += 1
+    values = sorted(counts.items(), key=lambda r: (len(r[0]), r[0]))
     return [(b, f"{b} ({n} VM{'s' if n != 1 else ''})") for b, n in values]
 
 
