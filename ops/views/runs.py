@@ -19,7 +19,7 @@ from portal.permissions import operator_required, staff_required
 
 from .. import livetail
 from ..models import Run, Step
-from . import runforms
+from . import runforms, stepgroups
 
 PAGE_SIZE = 25
 LOG_RENDERED = 1000  # newest events rendered into the page; the socket sends the rest
@@ -92,7 +92,9 @@ def run_detail(request, pk):
     total = run.events.count()
     events = list(reversed(run.events.order_by("-seq")[:LOG_RENDERED]))
     return render(request, "ops/runs/detail.html", {
-        "nav": "runs", "run": run, "steps": steps, "events": events, "events_total": total,
+        "nav": "runs", "run": run, "steps": steps, "groups": stepgroups.group_steps(run, steps),
+        "phase_titles": stepgroups.phase_titles(run.kind), "step_states": Step.State.choices,
+        "events": events, "events_total": total,
         "events_cut": total > len(events), "last_seq": events[-1].seq if events else 0,
         "can_operate": roles.is_operator(request.user),
         "progress": 100 if run.state == Run.State.SUCCEEDED else run.progress,
@@ -140,7 +142,7 @@ def run_start(request):
     rb = next((b for b in books if b.kind == kind), None) if kind else (books[0] if books else None)
     if kind and rb is None:
         raise Http404(f"No runbook {kind!r}.")
-    form = None
+    form, conflict = None, None
     if rb is not None:
         if request.method == "POST":
             form = runforms.StartRunForm(rb, request.POST)
@@ -151,11 +153,18 @@ def run_start(request):
                 run = _services().start_run(request.user, rb.kind, form.params())
             except ValidationError as exc:
                 runforms.apply_service_error(form, exc)
-            else:
-                messages.success(request, f"Run {run.pk} ({rb.title}) started.")
+                conflict = _conflicting_run(request, exc)
+            else:   # no "started" notice: the run page says what the run is doing, even once it has finished
                 return redirect("ops:run", pk=run.pk)
     status = 400 if request.method == "POST" else 200
-    return render(request, "ops/runs/start.html", {"nav": "runs", "runbooks": books, "rb": rb, "form": form}, status=status)
+    return render(request, "ops/runs/start.html", {"nav": "runs", "runbooks": books, "rb": rb, "form": form,
+                                                   "conflict": conflict}, status=status)
+
+
+def _conflicting_run(request, exc):
+    """The run that holds the VMs, when that is why the start was refused: the page links it."""
+    run_id = getattr(exc, "run_id", None)
+    return Run.objects.visible_to(request.user).filter(pk=run_id).first() if run_id else None
 
 
 def _again_initial(request, rb) -> dict:

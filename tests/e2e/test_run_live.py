@@ -145,7 +145,7 @@ def test_operator_watches_a_batch_run_reach_100_percent(site):
             steps = site.query("select count(*) from ops_step where run_id = ?", run_id)[0][0]
             assert late.eval_on_selector_all("[data-steps] tr[data-step-id]", "els => els.length") == steps
             assert late.eval_on_selector_all("[data-steps] tr[data-state=succeeded]", "els => els.length") == steps
-            page.wait_for_function("() => document.querySelector('[data-live-status]').textContent.startsWith('ended')",
+            page.wait_for_function("() => document.querySelector('[data-live-status]').textContent.startsWith('finished')",
                                    timeout=10_000)  # the watcher is told nothing more will come
             page.screenshot(path=str(ARTIFACTS / "run-live-done.png"), full_page=True)
         finally:

@@ -148,7 +148,7 @@ def test_on_error_wait_lets_the_operator_retry(sim, operator, driver):
     run.refresh_from_db()
     assert run.state == Run.State.WAITING
     assert "Waiting for the operator" in events(run)[-1]
-    assert run.message.startswith("Waiting for the operator: 1 step(s) of 'Checkpoint every VM' failed (sql02)")
+    assert run.message.startswith("Waiting for the operator: 1 step of 'Checkpoint every VM' failed (sql02)")
     assert batch_vms(sim, 3)["sql01"]["status"] == "PowerOff"  # still in the window, VMs stay stopped
     failed = run.steps.get(state=Step.State.FAILED)
     assert failed.target == "sql02"
