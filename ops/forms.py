@@ -75,3 +75,6 @@ class VMFilterForm(forms.Form):
     cluster = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     host = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     cloud = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    batch = forms.CharField(required=False, max_length=255)
+    property = forms.RegexField(r"^(Custom([1-9]|10)|[A-Za-z][A-Za-z0-9_ .-]{0,63})$", required=False,
+                                error_messages={"invalid": "Custom1..Custom10 or a custom property name"})

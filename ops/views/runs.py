@@ -5,6 +5,8 @@ The live page gets its updates from the websocket consumer (ops/consumers.py);
 ``run_events`` serves the same data over plain HTTP for browsers whose socket
 is down (static/js/run-live.js falls back to it).
 """
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -18,8 +20,8 @@ from portal import roles
 from portal.permissions import operator_required, staff_required
 
 from .. import livetail
-from ..models import Run, Step
-from . import runforms, stepgroups
+from ..models import Run, Step, VirtualMachine
+from . import runforms, runtargets, stepgroups
 
 PAGE_SIZE = 25
 LOG_RENDERED = 1000  # newest events rendered into the page; the socket sends the rest
@@ -46,7 +48,8 @@ def run_list(request):
     qs = base.select_related("created_by", "schedule")
     kind, state, who = (request.GET.get(k, "").strip()[:150] for k in ("kind", "state", "who"))
     kinds = sorted(set(base.values_list("kind", flat=True).distinct()) | {k for k, _ in _kind_choices()})
-    people = sorted(u for u in base.exclude(created_by=None).values_list("created_by__username", flat=True).distinct())
+    # order_by(): the default ordering's columns would make every run its own "distinct" row
+    people = sorted(base.exclude(created_by=None).order_by().values_list("created_by__username", flat=True).distinct())
     filter_errors = []
     if kind:
         kind = kind.lower()
@@ -69,7 +72,7 @@ def run_list(request):
     filters = request.GET.copy()
     filters.pop("page", None)
     context = {
-        "nav": "runs", "page": page, "runs": page.object_list,
+        "nav": "runs", "page": page, "runs": page.object_list, "targets": runtargets.targets(page.object_list),
         "kind": kind, "state": state, "who": who, "kinds": kinds, "states": Run.State.choices,
         "people": people, "scheduled": SCHEDULED, "filter_qs": filters.urlencode(), "filter_errors": filter_errors,
         "any_active": any(r.is_active for r in page.object_list), "can_operate": roles.is_operator(request.user),
@@ -93,6 +96,7 @@ def run_detail(request, pk):
     events = list(reversed(run.events.order_by("-seq")[:LOG_RENDERED]))
     return render(request, "ops/runs/detail.html", {
         "nav": "runs", "run": run, "steps": steps, "groups": stepgroups.group_steps(run, steps),
+        "vm_links": _vm_links(request, run, steps),
         "phase_titles": stepgroups.phase_titles(run.kind), "step_states": Step.State.choices,
         "events": events, "events_total": total,
         "events_cut": total > len(events), "last_seq": events[-1].seq if events else 0,
@@ -101,6 +105,21 @@ def run_detail(request, pk):
         "first_failed": next((s for s in steps if s.state in (Step.State.FAILED, Step.State.WAITING)), None)
         if run.state == Run.State.WAITING else None,
     })
+
+
+def _vm_links(request, run, steps) -> dict[str, int]:
+    """Step target_id -> the VM page's pk, for the steps that act on a VM of the inventory."""
+    if not roles.is_staff_role(request.user) or run.connection_id is None:
+        return {}
+    ids = {}
+    for s in steps:
+        try:
+            ids[s.target_id] = uuid.UUID(s.target_id)
+        except (ValueError, AttributeError, TypeError):
+            continue
+    found = dict(VirtualMachine.objects.filter(connection_id=run.connection_id, vmm_id__in=set(ids.values()))
+                 .values_list("vmm_id", "pk"))
+    return {t: found[u] for t, u in ids.items() if u in found}
 
 
 def _bad_request(message: str) -> HttpResponseBadRequest:
@@ -170,8 +189,9 @@ def _conflicting_run(request, exc):
 def _again_initial(request, rb) -> dict:
     """``?again=RUN_ID``: the start form filled with that run's parameters ("Run again")."""
     again = request.GET.get("again")
-    if not again:
-        return {}
+    if not again:   # a link may name parameters (the VM page's "checkpoint the batch…")
+        names = {str(runforms._get(p, "name")) for p in rb.params}
+        return {k: v[:255] for k, v in request.GET.items() if k in names}
     again_id = livetail.parse_cursor(again)
     if again_id is None:
         raise Http404("No such run.")
