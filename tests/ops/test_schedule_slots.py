@@ -138,3 +138,15 @@ def test_the_forms_offer_what_exists(sim, operator, client_for):
     # a value the list does not hold is judged by the runbook, with its own message
     resp = c.post(reverse("ops:run_start"), {"kind": "batch-checkpoint", "batch": "99", "connection": "vmm01"})
     assert resp.status_code == 400 and "no such batch" in resp.content.decode()
+
+
+def test_admins_read_the_schedules_page_without_its_controls(sim, operator, admin_user, client_for):
+    sched = schedules.create_schedule(operator, "Nightly 3", "batch-checkpoint", {"batch": "3"}, "0 2 * * *")
+    c = client_for(admin_user)
+    page = c.get(reverse("ops:schedules")).content.decode()
+    assert "Nightly 3" in page and "0 2 * * *" in page and "Only operators change schedules" in page
+    for control in (reverse("ops:schedule_new"), reverse("ops:schedule_edit", args=[sched.pk]),
+                    reverse("ops:schedule_toggle", args=[sched.pk]), reverse("ops:schedule_delete", args=[sched.pk])):
+        assert control not in page
+    assert c.post(reverse("ops:schedule_toggle", args=[sched.pk])).status_code == 403
+    assert RunSchedule.objects.get().enabled
