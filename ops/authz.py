@@ -105,7 +105,7 @@ ACTIONS = {a.name: a for a in (
     _a("run.list", (A, O), "browse every run"),
     _a("run.start", (O,), "start runbooks"),
     _a("run.operate", (O,), "cancel, abort and steer runs"),
-    _a("schedule.view", (O,), "see runbook schedules"),
+    _a("schedule.view", (A, O), "see runbook schedules"),
     _a("schedule.change", (O,), "manage runbook schedules"),
     _a("audit.view", (A, O), "read the audit log"),
 )}

@@ -51,7 +51,8 @@ class ConnectionForm(forms.ModelForm):
             "Basic only over HTTPS (port 5986). CredSSP only where a cmdlet must reach a second server.")
         # the browser's own limits and the first message match the model's bounds (a positive
         # integer field would otherwise say ">= 0", then refuse 0)
-        for name in ("max_concurrent_jobs", "operation_timeout", "job_timeout"):
+        self.fields["name"].error_messages["invalid"] = ServerConnection._meta.get_field("name").error_messages["invalid"]
+        for name in ("port", "max_concurrent_jobs", "operation_timeout", "job_timeout"):
             field = self.fields[name]
             for v in ServerConnection._meta.get_field(name).validators:
                 limit = getattr(v, "limit_value", None)
@@ -101,3 +102,6 @@ class VMFilterForm(forms.Form):
     cluster = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     host = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     cloud = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    batch = forms.CharField(required=False, max_length=255)
+    property = forms.RegexField(r"^(Custom([1-9]|10)|[A-Za-z][A-Za-z0-9_ .-]{0,63})$", required=False,
+                                error_messages={"invalid": "Custom1..Custom10 or a custom property name"})

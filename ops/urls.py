@@ -10,6 +10,7 @@ urlpatterns = [
     path("fabric/clusters/<int:pk>/", fabric.cluster_detail, name="cluster"),
     path("fabric/hosts/<int:pk>/", fabric.host_detail, name="host"),
     path("fabric/vms/", fabric.vm_list, name="vms"),
+    path("fabric/vms/<int:pk>/", fabric.vm_detail, name="vm"),
     path("fabric/sync/", fabric.sync_now, name="sync"),
     # server connections (admins)
     path("connections/", connections.connection_list, name="connections"),

@@ -271,7 +271,8 @@ class Increment(Blocking, StepWork):
         if failed and waits:
             run.state = Run.State.WAITING
             names = ", ".join(s.target for s in failed[:10])
-            msg = (f"Waiting for the operator: {len(failed)} step(s) of '{phase.title}' failed ({names}): "
+            steps = "1 step" if len(failed) == 1 else f"{len(failed)} steps"
+            msg = (f"Waiting for the operator: {steps} of '{phase.title}' failed ({names}): "
                    f"{failed[0].error.rstrip('.')}. Retry or skip the failed steps, or abort the run.")
             run.message = msg[:2000]
             self.commit(run_fields=["state", "context", "message"], events=[Event(msg, "warning")], release=True,

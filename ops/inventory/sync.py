@@ -153,12 +153,12 @@ def sync_connection(connection: ServerConnection, requested_by: str = "") -> Syn
         counts = store(connection, fetch(connection))
     except errors.FabricError as exc:
         record.error = str(exc)
-        ServerConnection.objects.filter(pk=connection.pk).update(last_error=str(exc))
+        ServerConnection.record_use(connection.pk, str(exc))
         log.warning("inventory sync of %s failed: %s", connection.name, exc)
     else:
         record.ok = True
         record.counts = {**counts, "seconds": round(time.monotonic() - started, 3)}
-        ServerConnection.objects.filter(pk=connection.pk).update(last_ok_at=timezone.now(), last_error="")
+        ServerConnection.record_use(connection.pk)
     record.finished_at = timezone.now()
     record.save(update_fields=["ok", "counts", "error", "finished_at"])
     return record

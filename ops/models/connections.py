@@ -1,5 +1,6 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 
 from .. import secrets
 from ..fabric import transport
@@ -20,7 +21,9 @@ class ServerConnection(models.Model):
         NEGOTIATE = "negotiate", "Negotiate"
         CREDSSP = "credssp", "CredSSP"
 
-    name = models.SlugField(max_length=64, unique=True, help_text="Short name used in logs and errors, e.g. vmm01.")
+    name = models.SlugField(max_length=64, unique=True, help_text="Short name used in logs and errors, e.g. vmm01: letters, digits, hyphens and underscores, no spaces.",
+        error_messages={"invalid": "A connection name may hold only letters, digits, hyphens and underscores (no spaces "
+                                   "or dots), e.g. vmm01 or scom-lab."})
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VMM)
     host = models.CharField(max_length=255, help_text="DNS name or address of the server.")
     port = models.PositiveIntegerField(default=5985, validators=[MinValueValidator(1), MaxValueValidator(65535)])
@@ -50,13 +53,23 @@ class ServerConnection(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_ok_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    last_error = models.TextField(blank=True, help_text="Why its last use failed; empty when it succeeded.")
+    last_error_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["kind", "name"]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.name}"
+
+    @classmethod
+    def record_use(cls, pk, error: str = "") -> None:
+        """What the last use of the connection (a test, a sync) found: the dashboard lists the failing ones."""
+        now = timezone.now()
+        if error:
+            cls.objects.filter(pk=pk).update(last_error=error, last_error_at=now)
+        else:
+            cls.objects.filter(pk=pk).update(last_ok_at=now, last_error="", last_error_at=None)
 
     def set_password(self, raw: str) -> None:
         self.password_encrypted = secrets.encrypt(raw)

@@ -162,7 +162,16 @@ class RunEvent(models.Model):
 
 
 class RunSchedule(models.Model):
-    """An operator's cron schedule for a runbook; django-q2's Schedule fires it."""
+    """An operator's cron schedule for a runbook; django-q2's Schedule fires it.
+
+    It keeps the VMM (and SCOM) connection the operator chose when it was saved, so a
+    connection added later changes nothing, and what its last slot did (started a run,
+    skipped, refused and why), so a schedule never stops silently."""
+
+    class SlotOutcome(models.TextChoices):
+        STARTED = "started", "Started a run"
+        SKIPPED = "skipped", "Skipped"
+        REFUSED = "refused", "Refused"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=64)
@@ -174,9 +183,26 @@ class RunSchedule(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    connection = models.ForeignKey("ops.ServerConnection", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="schedules", help_text="The VMM connection chosen when it was saved.")
+    scom_connection = models.ForeignKey("ops.ServerConnection", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="scom_schedules", help_text="The SCOM connection chosen when it was saved.")
+    last_slot_at = models.DateTimeField(null=True, blank=True)
+    last_slot_outcome = models.CharField(max_length=16, choices=SlotOutcome.choices, blank=True)
+    last_slot_message = models.TextField(blank=True, help_text="Why the last slot was skipped or refused.")
 
     class Meta:
         ordering = ["name"]
+
+    @property
+    def refusing(self) -> bool:
+        return self.enabled and self.last_slot_outcome == self.SlotOutcome.REFUSED
+
+    @property
+    def state_label(self) -> str:
+        if not self.enabled:
+            return "paused"
+        return "refusing" if self.refusing else "active"
 
     def __str__(self):
         return self.name

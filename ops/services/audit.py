@@ -2,6 +2,11 @@
 from ..models import AuditEntry
 
 
+def schedule_actor(schedule) -> str:
+    """Who the audit log names for what a schedule does by itself (not the operator who made it)."""
+    return f"schedule {schedule.name}"[:150]
+
+
 def record(user, action: str, obj=None, **detail) -> AuditEntry:
     username = "system"
     if user is not None and getattr(user, "is_authenticated", False):

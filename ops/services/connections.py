@@ -1,7 +1,6 @@
 """The one write path for server connections (admins only)."""
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from .. import authz
 from ..fabric import configmgr, errors, transport, vmm
@@ -98,12 +97,12 @@ def test_connection(user, conn: ServerConnection) -> str:
         message = f"{conn.name}: connected ({_negotiated(settings)}); {answer}"
     except errors.FabricError as exc:
         # the list's Status column shows the outcome of the last test, not only of the last sync
-        ServerConnection.objects.filter(pk=conn.pk).update(last_error=str(exc))
+        ServerConnection.record_use(conn.pk, str(exc))
         audit.record(user, "connection.test", conn, ok=False, error=str(exc))
         raise
     finally:
         session.close()
-    ServerConnection.objects.filter(pk=conn.pk).update(last_ok_at=timezone.now(), last_error="")
+    ServerConnection.record_use(conn.pk)
     audit.record(user, "connection.test", conn, ok=True)
     return message
 

@@ -19,7 +19,11 @@ from . import audit
 
 
 class RunConflict(ValidationError):
-    """Another active run of the same runbook works on the same VMs."""
+    """Another active run works on the same VMs; ``run_id`` is that run (pages link it)."""
+
+    def __init__(self, message, code=None, run_id=None):
+        super().__init__(message, code=code)
+        self.run_id = run_id
 
 
 def _who(user):
@@ -66,7 +70,7 @@ def launch(user, kind, prep, schedule=None) -> Run:
         _record_targets(run, claims)
         by = f"schedule '{schedule.name}'" if schedule is not None else _who(user)
         emit(run, f"{prep.title} queued by {by}", data={"params": prep.params})
-        audit.record(user if schedule is None else (user or "scheduler"), "run.start", run, kind=kind,
+        audit.record(user if schedule is None else audit.schedule_actor(schedule), "run.start", run, kind=kind,
                      params=prep.params, schedule=schedule.name if schedule is not None else None)
         transaction.on_commit(lambda: executor.enqueue(run.pk, token))
     return run
@@ -94,8 +98,9 @@ def _refuse_overlap(kind, prep, claims: set, other: Run) -> None:
         how = "the same targets"
     else:
         return
-    raise RunConflict(f"run {other.pk} ({other.title}) is still {other.get_state_display().lower()} over {how}; "
-                      "two runs never change the same VMs at once: wait for it or cancel it", code="conflict")
+    raise RunConflict(f"Run {other.pk} ({other.title}) is still {other.get_state_display().lower()} over {how}; "
+                      "two runs never change the same VMs at once: wait for it or cancel it", code="conflict",
+                      run_id=other.pk)
 
 
 def _active(run):

@@ -5,18 +5,27 @@ A RunSchedule is enabled exactly when it has a django-q2 Schedule (CRON,
 deletes that Schedule, resuming makes a fresh one. A missed slot does not pile
 up runs: Q_CLUSTER ``catch_up`` is False, and ``fire`` skips a slot (with an
 audit entry) while the schedule's previous run is still active.
+
+A schedule keeps the connections its parameters resolved to when it was saved
+(``RunSchedule.connection`` / ``scom_connection``): a second VMM connection added
+later does not make "the only enabled one" ambiguous, and a renamed connection is
+still found. Every slot's outcome (started, skipped, refused and why) is written on
+the schedule, so the Schedules page, the dashboard and ``runbook list`` show it.
 """
+import logging
+
 from croniter import CroniterError, croniter
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from .. import authz
-from ..models import Run, RunSchedule
+from ..models import Run, RunSchedule, ServerConnection
 from ..textcheck import refuse_hidden
 from . import audit
 from .runs import prepare, start_run
 
+log = logging.getLogger(__name__)
 TASK = "ops.engine.tasks.start_scheduled_run"
 
 
@@ -46,8 +55,12 @@ def _clean(kind, params, cron, name=None, instance=None):
             errors["name"] = f"name is {len(name)} characters long, at most 100"
         elif refuse_hidden(name, "name"):
             errors["name"] = refuse_hidden(name, "name")
-        elif RunSchedule.objects.filter(name=name).exclude(pk=getattr(instance, "pk", None)).exists():
-            errors["name"] = f"a schedule named {name!r} exists already"
+        else:
+            same = RunSchedule.objects.filter(name__iexact=name).exclude(pk=getattr(instance, "pk", None)).first()
+            if same is not None:
+                errors["name"] = (f"a schedule named {same.name!r} exists already" if same.name == name else
+                                  f"a schedule named {same.name!r} exists already; names differing only in "
+                                  "upper and lower case would be confused")
     try:
         cron = validate_cron(cron)
     except ValidationError as exc:
@@ -63,14 +76,43 @@ def _clean(kind, params, cron, name=None, instance=None):
 
 
 def _as_typed(params) -> dict:
-    """What the operator gave, without the empty fields: a schedule keeps its operator's words
-    (an empty connection stays "the only enabled one"), and each firing checks them again."""
+    """What the operator gave, without the empty fields; each firing checks them again."""
     out = {}
     for key, value in (params or {}).items():
         value = value.strip() if isinstance(value, str) else value
         if value not in (None, ""):
             out[key] = value
     return out
+
+
+def _pin_connections(sched, params: dict, prep) -> dict:
+    """The connections the parameters resolved to now ("the only enabled one" included) are
+    kept on the schedule, and by name in its parameters."""
+    params = dict(params)
+    sched.connection = prep.connection
+    params["connection"] = prep.connection.name
+    sched.scom_connection = None
+    scom_name = prep.params.get("scom") if "scom" in prep.params else None
+    if scom_name:
+        sched.scom_connection = ServerConnection.objects.filter(kind=ServerConnection.Kind.SCOM, name=scom_name).first()
+        params["scom"] = scom_name
+    return params
+
+
+def _slot_params(sched) -> dict:
+    """The parameters a slot runs with: the saved connections under their names of today."""
+    params = dict(sched.params or {})
+    if sched.connection is not None:
+        params["connection"] = sched.connection.name
+    if sched.scom_connection is not None:
+        params["scom"] = sched.scom_connection.name
+    return params
+
+
+def _clear_slot(sched) -> None:
+    """The operator saved or resumed the schedule (its parameters checked now): an old refusal no longer holds."""
+    if sched.last_slot_outcome != RunSchedule.SlotOutcome.STARTED:
+        sched.last_slot_outcome, sched.last_slot_message = "", ""
 
 
 def _arm(sched):
@@ -89,10 +131,11 @@ def _arm(sched):
 def create_schedule(user, name, kind, params, cron, enabled=True) -> RunSchedule:
     authz.require(user, "schedule.change")
     params = _as_typed(params)
-    name, cron, _ = _clean(kind, params, cron, name)
+    name, cron, prep = _clean(kind, params, cron, name)
     with transaction.atomic():
-        sched = RunSchedule.objects.create(name=name, kind=kind, params=params, cron=cron, enabled=enabled,
-                                           created_by=user)
+        sched = RunSchedule(name=name, kind=kind, cron=cron, enabled=enabled, created_by=user)
+        params = sched.params = _pin_connections(sched, params, prep)
+        sched.save()
         _arm(sched)
         audit.record(user, "schedule.create", sched, kind=kind, cron=cron, params=params)
     return sched
@@ -100,13 +143,15 @@ def create_schedule(user, name, kind, params, cron, enabled=True) -> RunSchedule
 
 def update_schedule(user, sched, *, name=None, params=None, cron=None, enabled=None) -> RunSchedule:
     authz.require(user, "schedule.change")
-    params = sched.params if params is None else _as_typed(params)
-    name, cron, _ = _clean(sched.kind, params, sched.cron if cron is None else cron,
-                           sched.name if name is None else name, sched)
+    params = _slot_params(sched) if params is None else _as_typed(params)
+    name, cron, prep = _clean(sched.kind, params, sched.cron if cron is None else cron,
+                              sched.name if name is None else name, sched)
     with transaction.atomic():
-        sched.name, sched.cron, sched.params = name, cron, params
+        sched.name, sched.cron = name, cron
+        params = sched.params = _pin_connections(sched, params, prep)
         if enabled is not None:
             sched.enabled = bool(enabled)
+        _clear_slot(sched)
         sched.save()
         _arm(sched)
         audit.record(user, "schedule.update", sched, cron=cron, params=params, enabled=sched.enabled)
@@ -125,6 +170,9 @@ def _set_enabled(user, sched, enabled: bool, action: str) -> RunSchedule:
     authz.require(user, "schedule.change")
     with transaction.atomic():
         sched.enabled = enabled
+        if enabled:
+            _clear_slot(sched)
+            sched.save(update_fields=["last_slot_outcome", "last_slot_message"])
         _arm(sched)
         audit.record(user, action, sched)
     return sched
@@ -142,19 +190,34 @@ def delete_schedule(user, sched) -> None:
 
 
 def fire(schedule_id: int):
-    """A slot of a schedule has come (called by django-q2): start its run,
-    unless its previous run is still active (the slot is skipped, audited)."""
-    sched = RunSchedule.objects.filter(pk=schedule_id).select_related("last_run", "created_by").first()
+    """A slot of a schedule has come (called by django-q2): start its run, unless its
+    previous run is still active (the slot is skipped) or the run is refused. Whatever
+    happens is written on the schedule and in the audit log."""
+    sched = (RunSchedule.objects.filter(pk=schedule_id)
+             .select_related("last_run", "created_by", "connection", "scom_connection").first())
     if sched is None or not sched.enabled:
         return None
     prev = sched.last_run
     if prev is not None and prev.state in Run.ACTIVE_STATES:
-        audit.record("scheduler", "schedule.skipped", sched, reason=f"run {prev.pk} is still {prev.state}", run=prev.pk)
+        reason = f"Run {prev.pk} is still {prev.get_state_display().lower()}; this slot was skipped"
+        _note_slot(sched, RunSchedule.SlotOutcome.SKIPPED, reason)
+        audit.record(audit.schedule_actor(sched), "schedule.skipped", sched, reason=reason, run=prev.pk)
         return None
     try:
-        run = start_run(sched.created_by, sched.kind, sched.params, schedule=sched)
+        run = start_run(sched.created_by, sched.kind, _slot_params(sched), schedule=sched)
     except ValidationError as exc:
-        audit.record("scheduler", "schedule.refused", sched, reason="; ".join(exc.messages))
-        return None
-    RunSchedule.objects.filter(pk=sched.pk).update(last_run=run)
-    return run.pk
+        reason = "; ".join(exc.messages)
+    except Exception as exc:  # noqa: BLE001 - a slot that fails for any reason is shown, never lost in a worker log
+        log.exception("schedule %s: starting its run failed", sched.pk)
+        reason = f"starting the run failed: {type(exc).__name__}: {exc}"
+    else:
+        _note_slot(sched, RunSchedule.SlotOutcome.STARTED, "", last_run=run)
+        return run.pk
+    _note_slot(sched, RunSchedule.SlotOutcome.REFUSED, reason)
+    audit.record(audit.schedule_actor(sched), "schedule.refused", sched, reason=reason)
+    return None
+
+
+def _note_slot(sched, outcome, message, **extra) -> None:
+    RunSchedule.objects.filter(pk=sched.pk).update(last_slot_at=timezone.now(), last_slot_outcome=outcome,
+                                                   last_slot_message=message[:2000], **extra)

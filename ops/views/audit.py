@@ -4,6 +4,7 @@ from django.shortcuts import render
 from ..authz import requires, restrict
 
 from ..models import AuditEntry
+from . import auditlinks
 
 
 @requires("audit.view")
@@ -13,4 +14,6 @@ def audit_list(request):
     if action:
         entries = entries.filter(action__startswith=action)
     page = Paginator(entries, 100).get_page(request.GET.get("page"))
-    return render(request, "ops/audit.html", {"nav": "audit", "page": page, "action": action})
+    links = auditlinks.links(page.object_list, request.user)
+    rows = [(e, links.get(e.pk)) for e in page.object_list]
+    return render(request, "ops/audit.html", {"nav": "audit", "page": page, "rows": rows, "action": action})

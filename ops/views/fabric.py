@@ -9,7 +9,8 @@ from django.views.decorators.http import require_POST
 from ..authz import requires, restrict
 
 from ..forms import VMFilterForm
-from ..models import Cloud, HostCluster, ServerConnection, SyncRecord, VirtualMachine, VMHost
+from .. import vmfacts
+from ..models import Cloud, HostCluster, Run, ServerConnection, SyncRecord, VirtualMachine, VMHost
 from ..services import inventory
 
 
@@ -96,11 +97,21 @@ def vm_list(request):
             vms = vms.filter(host_id=d["host"])
         if d.get("cloud"):
             vms = vms.filter(cloud_id=d["cloud"])
+        if d.get("batch"):
+            vms = vms.filter(pk__in=vmfacts.same_batch(vms, d["batch"], d.get("property") or vmfacts.BATCH_PROPERTY))
     page = Paginator(vms.order_by("name"), 100).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "ops/fabric/vms.html", {"nav": "fabric", "form": form, "page": page, "query": query.urlencode(),
                                                    "statuses": ["Running", "PowerOff", "Saved", "Paused"]})
+
+
+@requires("fabric.view")
+def vm_detail(request, pk):
+    vm = get_object_or_404(restrict(VirtualMachine.objects.all(), request.user, "vm.view")
+                           .select_related("host", "host__cluster", "cloud", "connection"), pk=pk)
+    runs = restrict(Run.objects.all(), request.user, "run.view")
+    return render(request, "ops/fabric/vm.html", {"nav": "fabric", "f": vmfacts.gather(vm, runs)})
 
 
 @requires("fabric.sync")

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 from django import forms
 from django.core.exceptions import ValidationError
 
+from . import offered
+
 
 def _get(obj, *names, default=None):
     for name in names:
@@ -117,6 +119,7 @@ class StartRunForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.runbook = rb
         self.fields.update(param_fields(rb))
+        offered.apply(self)
 
     def params(self) -> dict:
         return collect_params(self.runbook, self.cleaned_data)

@@ -5,6 +5,8 @@ The live page gets its updates from the websocket consumer (ops/consumers.py);
 ``run_events`` serves the same data over plain HTTP for browsers whose socket
 is down (static/js/run-live.js falls back to it).
 """
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -17,8 +19,8 @@ from django.views.decorators.http import require_POST
 
 from .. import livetail
 from ..authz import allowed, requires, restrict
-from ..models import Run, Step
-from . import runforms
+from ..models import Run, Step, VirtualMachine
+from . import runforms, runtargets, stepgroups
 
 PAGE_SIZE = 25
 LOG_RENDERED = 1000  # newest events rendered into the page; the socket sends the rest
@@ -45,7 +47,8 @@ def run_list(request):
     qs = base.select_related("created_by", "schedule")
     kind, state, who = (request.GET.get(k, "").strip()[:150] for k in ("kind", "state", "who"))
     kinds = sorted(set(base.values_list("kind", flat=True).distinct()) | {k for k, _ in _kind_choices()})
-    people = sorted(u for u in base.exclude(created_by=None).values_list("created_by__username", flat=True).distinct())
+    # order_by(): the default ordering's columns would make every run its own "distinct" row
+    people = sorted(base.exclude(created_by=None).order_by().values_list("created_by__username", flat=True).distinct())
     filter_errors = []
     if kind:
         kind = kind.lower()
@@ -68,7 +71,7 @@ def run_list(request):
     filters = request.GET.copy()
     filters.pop("page", None)
     context = {
-        "nav": "runs", "page": page, "runs": page.object_list,
+        "nav": "runs", "page": page, "runs": page.object_list, "targets": runtargets.targets(page.object_list),
         "kind": kind, "state": state, "who": who, "kinds": kinds, "states": Run.State.choices,
         "people": people, "scheduled": SCHEDULED, "filter_qs": filters.urlencode(), "filter_errors": filter_errors,
         "any_active": any(r.is_active for r in page.object_list), "can_operate": allowed(request.user, "run.operate"),
@@ -91,13 +94,31 @@ def run_detail(request, pk):
     total = run.events.count()
     events = list(reversed(run.events.order_by("-seq")[:LOG_RENDERED]))
     return render(request, "ops/runs/detail.html", {
-        "nav": "runs", "run": run, "steps": steps, "events": events, "events_total": total,
+        "nav": "runs", "run": run, "steps": steps, "groups": stepgroups.group_steps(run, steps),
+        "vm_links": _vm_links(request, run, steps),
+        "phase_titles": stepgroups.phase_titles(run.kind), "step_states": Step.State.choices,
+        "events": events, "events_total": total,
         "events_cut": total > len(events), "last_seq": events[-1].seq if events else 0,
         "can_operate": allowed(request.user, "run.operate"),
         "progress": 100 if run.state == Run.State.SUCCEEDED else run.progress,
         "first_failed": next((s for s in steps if s.state in (Step.State.FAILED, Step.State.WAITING)), None)
         if run.state == Run.State.WAITING else None,
     })
+
+
+def _vm_links(request, run, steps) -> dict[str, int]:
+    """Step target_id -> the VM page's pk, for the steps that act on a VM of the inventory."""
+    if not allowed(request.user, "fabric.view") or run.connection_id is None:
+        return {}
+    ids = {}
+    for s in steps:
+        try:
+            ids[s.target_id] = uuid.UUID(s.target_id)
+        except (ValueError, AttributeError, TypeError):
+            continue
+    found = dict(VirtualMachine.objects.filter(connection_id=run.connection_id, vmm_id__in=set(ids.values()))
+                 .values_list("vmm_id", "pk"))
+    return {t: found[u] for t, u in ids.items() if u in found}
 
 
 def _bad_request(message: str) -> HttpResponseBadRequest:
@@ -139,7 +160,7 @@ def run_start(request):
     rb = next((b for b in books if b.kind == kind), None) if kind else (books[0] if books else None)
     if kind and rb is None:
         raise Http404(f"No runbook {kind!r}.")
-    form = None
+    form, conflict = None, None
     if rb is not None:
         if request.method == "POST":
             form = runforms.StartRunForm(rb, request.POST)
@@ -150,18 +171,26 @@ def run_start(request):
                 run = _services().start_run(request.user, rb.kind, form.params())
             except ValidationError as exc:
                 runforms.apply_service_error(form, exc)
-            else:
-                messages.success(request, f"Run {run.pk} ({rb.title}) started.")
+                conflict = _conflicting_run(request, exc)
+            else:   # no "started" notice: the run page says what the run is doing, even once it has finished
                 return redirect("ops:run", pk=run.pk)
     status = 400 if request.method == "POST" else 200
-    return render(request, "ops/runs/start.html", {"nav": "runs", "runbooks": books, "rb": rb, "form": form}, status=status)
+    return render(request, "ops/runs/start.html", {"nav": "runs", "runbooks": books, "rb": rb, "form": form,
+                                                   "conflict": conflict}, status=status)
+
+
+def _conflicting_run(request, exc):
+    """The run that holds the VMs, when that is why the start was refused: the page links it."""
+    run_id = getattr(exc, "run_id", None)
+    return restrict(Run.objects.all(), request.user, "run.view").filter(pk=run_id).first() if run_id else None
 
 
 def _again_initial(request, rb) -> dict:
     """``?again=RUN_ID``: the start form filled with that run's parameters ("Run again")."""
     again = request.GET.get("again")
-    if not again:
-        return {}
+    if not again:   # a link may name parameters (the VM page's "checkpoint the batch…")
+        names = {str(runforms._get(p, "name")) for p in rb.params}
+        return {k: v[:255] for k, v in request.GET.items() if k in names}
     again_id = livetail.parse_cursor(again)
     if again_id is None:
         raise Http404("No such run.")

@@ -9,9 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from ..authz import requires, restrict
+from ..authz import allowed, requires, restrict
 from ..models import RunSchedule
-from . import runforms
+from . import offered, runforms
 
 PREFIX = "p_"  # parameter fields, so a runbook parameter never collides with name/cron
 
@@ -32,6 +32,7 @@ class ScheduleForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.runbook = rb
         self.fields.update(runforms.param_fields(rb, PREFIX))
+        offered.apply(self, PREFIX)
 
     def clean_cron(self):
         try:
@@ -66,11 +67,12 @@ def _editable(request, pk) -> RunSchedule:
     return get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
 
 
-@requires("schedule.view")
+@requires("schedule.view")   # admins read the schedules as they read runs; every change is schedule.change
 def schedule_list(request):
     schedules = restrict(RunSchedule.objects.all(), request.user, "schedule.view")
-    schedules = schedules.select_related("q_schedule", "last_run", "created_by")
-    return render(request, "ops/schedules/list.html", {"nav": "schedules", "schedules": schedules})
+    schedules = schedules.select_related("q_schedule", "last_run", "created_by", "connection")
+    return render(request, "ops/schedules/list.html", {"nav": "schedules", "schedules": schedules,
+                                                       "can_operate": allowed(request.user, "schedule.change")})
 
 
 @requires("schedule.change")

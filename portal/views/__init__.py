@@ -5,15 +5,14 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 
 from ops import authz, roles
+from ops.views import dashboard
 
 
 @login_required
 def home(request):
     """Send each role to where its work is."""
-    if authz.allowed(request.user, "run.start"):
-        return redirect("ops:runs")
-    if authz.allowed(request.user, "connection.change"):
-        return redirect("ops:connections")
+    if authz.allowed(request.user, "fabric.view"):   # operators and admins: the dashboard of what needs them
+        return dashboard.dashboard(request)
     if roles.is_tenant(request.user):
         return redirect("my_vms")
     return render(request, "portal/home.html")

@@ -84,7 +84,7 @@
     if (finished && run.finished_at) finished.textContent = run.finished_at.replace("T", " ").substring(0, 19) + " UTC";
     runActive = !!run.is_active;
     root.dataset.runActive = String(runActive);
-    if (!runActive && statusEl && statusEl.classList.contains("ok")) setStatus("ended: nothing more to come", "done");
+    if (!runActive && statusEl && statusEl.classList.contains("ok")) setStatus("finished: the page shows the whole run", "done");
     root.dataset.currentState = run.state;
     root.querySelectorAll("tr[data-step-id]").forEach(syncActions);
     syncJump();
@@ -127,14 +127,39 @@
     row.id = "step-" + step.id;
     row.dataset.stepId = step.id;
     row.dataset.index = step.index;
+    var body = phaseBody(step.phase);
     var before = null;
-    stepBody.querySelectorAll("tr[data-step-id]").forEach(function (r) {
+    body.querySelectorAll("tr[data-step-id]").forEach(function (r) {
       if (!before && parseInt(r.dataset.index, 10) > step.index) before = r;
     });
-    stepBody.insertBefore(row, before);
+    body.insertBefore(row, before);
     var empty = stepBody.querySelector(".empty");
     if (empty) empty.remove();
     return row;
+  }
+
+  // Steps are grouped by phase (one <details> each, in the order phases begin); a phase
+  // that begins while the page is open gets its group here.
+  function phaseBody(phase) {
+    var group = null;
+    stepBody.querySelectorAll("details[data-phase]").forEach(function (g) { if (g.dataset.phase === phase) group = g; });
+    if (!group) {
+      group = document.getElementById("phase-group-tpl").content.firstElementChild.cloneNode(true);
+      group.dataset.phase = phase;
+      group.querySelector(".phase-title").textContent = phaseTitle(phase);
+      stepBody.appendChild(group);
+    }
+    return group.querySelector("[data-phase-body]");
+  }
+
+  function phaseTitle(phase) {
+    var titles = (root.querySelector("[data-phase-titles]") || {dataset: {}}).dataset.phaseTitles || "";
+    var found = phase;
+    titles.split("|").forEach(function (pair) {
+      var i = pair.indexOf("=");
+      if (i > 0 && pair.substring(0, i) === phase) found = pair.substring(i + 1);
+    });
+    return found;
   }
 
   function setField(row, name, value) {
@@ -158,7 +183,6 @@
       if (!row) return;
       row.dataset.state = s.state;
       setField(row, "index", s.index);
-      setField(row, "phase", s.phase);
       setField(row, "action", s.action + (s.compensation ? " (compensation)" : ""));
       setField(row, "target", s.target);
       setField(row, "attempts", s.attempts);
@@ -171,6 +195,7 @@
       syncActions(row);
     });
     syncJump();
+    root.dispatchEvent(new CustomEvent("slipway:steps"));   // run-steps.js: group counts, filter
   }
 
   function handle(msg) {
@@ -178,7 +203,7 @@
       case "events": addEvents(msg.events); break;
       case "steps": updateSteps(msg.steps); break;
       case "run": updateRun(msg.run); break;
-      case "hello": if (runActive) setStatus("live", "ok"); else setStatus("ended: nothing more to come", "done"); break;
+      case "hello": if (runActive) setStatus("live", "ok"); else setStatus("finished: the page shows the whole run", "done"); break;
       case "error": setStatus(msg.message, "bad"); break;
     }
   }

@@ -57,10 +57,11 @@ def test_every_setting_of_the_form_is_saved(client_for, admin_user):
 
 @pytest.mark.parametrize("field,value,message", [
     ("port", "70000", "less than or equal to 65535"),
+    ("port", "0", "greater than or equal to 1"),
     ("job_timeout", "-5", "greater than or equal to 1"),
     ("job_timeout", "0", "greater than or equal to 1"),
     ("operation_timeout", "2", "greater than or equal to 5"),
-    ("name", "vmm 02!", "Enter a valid"),
+    ("name", "vmm 02!", "may hold only letters, digits, hyphens and underscores"),
     ("auth", "telnet", "Select a valid choice"),
     ("password", "", "A new connection needs a password"),
     ("host", "", "This field is required"),
@@ -308,3 +309,10 @@ def test_the_test_button_records_its_outcome_in_the_status_column(client_for, ad
     assert 'class="badge bad"' in page and "not used yet" not in page.split("scom01", 2)[-1].split("</tr>", 1)[0]
     failed = AuditEntry.objects.filter(action="connection.test").order_by("-pk").first()
     assert failed.detail["ok"] is False and "refused the credentials" in failed.detail["error"]
+
+
+def test_the_page_and_the_server_agree_on_the_bounds_and_the_name_rule(client_for, admin_user):
+    page = client_for(admin_user).get(reverse("ops:connection_new")).content.decode()
+    port = page[page.index('name="port"') - 200:page.index('name="port"') + 200]
+    assert 'min="1"' in port and 'max="65535"' in port   # the browser refuses what the server refuses
+    assert "letters, digits, hyphens and underscores" in page and "slug" not in page.lower()

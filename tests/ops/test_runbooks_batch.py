@@ -147,7 +147,7 @@ def test_on_error_wait_lets_the_operator_retry(sim, operator, driver):
     run.refresh_from_db()
     assert run.state == Run.State.WAITING
     assert "Waiting for the operator" in events(run)[-1]
-    assert run.message.startswith("Waiting for the operator: 1 step(s) of 'Checkpoint every VM' failed (sql02)")
+    assert run.message.startswith("Waiting for the operator: 1 step of 'Checkpoint every VM' failed (sql02)")
     assert batch_vms(sim, 3)["sql01"]["status"] == "PowerOff"  # still in the window, VMs stay stopped
     failed = run.steps.get(state=Step.State.FAILED)
     assert failed.target == "sql02"
@@ -263,7 +263,7 @@ def test_two_runs_over_the_same_vms_never_overlap(sim, operator, driver):
     from ops.services.runs import RunConflict
 
     first = start_run(operator, "batch-checkpoint", {"batch": "3"})
-    with pytest.raises(RunConflict, match=f"run {first.pk}"):
+    with pytest.raises(RunConflict, match=rf"\bRun {first.pk} \("):   # a sentence: capital first
         start_run(operator, "batch-checkpoint", {"batch": "3", "cloud": "Dev"})
     assert Run.objects.count() == 1
     start_run(operator, "batch-checkpoint", {"batch": "2"})  # other VMs: fine
@@ -273,7 +273,7 @@ def test_runs_of_different_runbooks_never_change_the_same_vms_at_once(sim, opera
     from ops.services.runs import RunConflict
 
     batch = start_run(operator, "batch-checkpoint", {"batch": "3"})
-    with pytest.raises(RunConflict, match=rf"run {batch.pk} \(Batch checkpoint: batch 3.*\) is still queued over \d+ of the same VMs"):
+    with pytest.raises(RunConflict, match=rf"Run {batch.pk} \(Batch checkpoint: batch 3.*\) is still queued over \d+ of the same VMs"):
         start_run(operator, "checkpoint-cleanup", {"older_than_days": "0"})   # every VM: it would merge batch 3's
     start_run(operator, "checkpoint-cleanup", {"older_than_days": "0", "dry_run": "true"})  # changes nothing
     assert Run.objects.count() == 2

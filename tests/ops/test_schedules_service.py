@@ -18,7 +18,9 @@ def test_create_arms_a_cron_schedule(sim, operator):
     assert (q.func, q.schedule_type, q.cron, q.args) == ("ops.engine.tasks.start_scheduled_run", Schedule.CRON,
                                                           "0 2 * * *", str(sched.pk))
     assert q.next_run.hour == 2 and q.next_run.minute == 0
-    assert sched.params == {"batch": "3"}  # what the operator gave; defaults apply when it fires
+    # what the operator gave, with the connections it resolved to now; the other defaults apply when it fires
+    assert sched.params == {"batch": "3", "connection": "vmm01", "scom": "scom01"}
+    assert sched.connection.name == "vmm01" and sched.scom_connection.name == "scom01"
     assert AuditEntry.objects.filter(action="schedule.create", object_id=str(sched.pk)).exists()
 
 
@@ -38,13 +40,13 @@ def test_bad_parameters_are_refused(sim, operator):
     assert not RunSchedule.objects.exists()
 
 
-def test_a_schedule_keeps_the_operators_words_not_what_they_resolved_to(sim, operator, monkeypatch):
+def test_a_schedule_keeps_the_connection_it_was_saved_with_even_renamed(sim, operator, monkeypatch):
     from ops.models import ServerConnection
 
     Driver(monkeypatch)
     sched = schedules.create_schedule(operator, "n", "batch-checkpoint", {"batch": " 3 ", "connection": "", "cloud": ""},
                                       "0 2 * * *")
-    assert sched.params == {"batch": "3"}  # "the only enabled VMM connection", not vmm01 by name
+    assert sched.params["batch"] == "3" and "cloud" not in sched.params   # empty fields are left out
     ServerConnection.objects.filter(name="vmm01").update(name="vmm-new")
     run = Run.objects.get(pk=schedules.fire(sched.pk))
     assert run.connection.name == "vmm-new" and run.schedule == sched

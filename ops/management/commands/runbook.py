@@ -21,9 +21,10 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Q
 
 from ... import authz
-from ...models import Run, RunEvent, Step
+from ...models import Run, RunEvent, RunSchedule, Step
 from ...runbooks import registry
 from ...services import runs as run_service
 
@@ -39,6 +40,13 @@ def progress_line(run, done, total):
     if run.state not in (Run.State.RUNNING, Run.State.SUCCEEDED):
         line += f" — {run.get_state_display().lower()}"
     return line
+
+
+def started_by(run) -> str:
+    """A scheduled run is credited to its schedule, not to the operator who made the schedule."""
+    if run.schedule_id:
+        return f"schedule:{run.schedule.name}"
+    return run.created_by.get_username() if run.created_by else "-"
 
 
 def positive(text):
@@ -192,10 +200,21 @@ class Command(BaseCommand):
             qs = qs.filter(state=o["state"])
         if o.get("kind"):
             qs = qs.filter(kind=o["kind"])
-        for run in qs.select_related("created_by")[: o["limit"]]:
-            who = run.created_by.get_username() if run.created_by else ("schedule" if run.schedule_id else "-")
+        self.stdout.write(f"{'RUN':>6}  {'STATE':<10} {'DONE':>4}  {'CREATED (UTC)':<16}  {'STARTED BY':<20} TITLE")
+        for run in qs.select_related("created_by", "schedule")[: o["limit"]]:
             self.stdout.write(f"{run.pk:>6}  {run.state:<10} {run.progress:3d}%  {run.created_at:%Y-%m-%d %H:%M}  "
-                              f"{who:<12} {run.title}")
+                              f"{started_by(run):<20} {run.title}")
+        self.list_schedules_needing_care()
+
+    def list_schedules_needing_care(self):
+        """Schedules that refused their last slot, or are paused: they start no runs, and say why."""
+        troubled = RunSchedule.objects.filter(Q(enabled=False) | Q(last_slot_outcome=RunSchedule.SlotOutcome.REFUSED))
+        for sched in troubled.order_by("name"):
+            if not sched.enabled:
+                self.stdout.write(f"schedule {sched.name!r} is paused: it starts no runs until resumed")
+            else:
+                self.stdout.write(f"schedule {sched.name!r} refused its slot at {sched.last_slot_at:%Y-%m-%d %H:%M} UTC: "
+                                  f"{sched.last_slot_message}")
 
     def do_cancel(self, o):
         run = self.run_by_id(o["run_id"])
