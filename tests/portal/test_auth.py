@@ -18,11 +18,11 @@ def test_login_and_logout(client, make_user):
     # operators and admins land on the dashboard; admins read the schedules as they read the runs
     ("operator", "Today", ["Dashboard", "Runs", "Schedules", "Fabric"], ["Connections"]),
     ("admin", "Today", ["Dashboard", "Runs", "Schedules", "Connections", "Fabric"], []),
-    ("tenant", "Welcome", [], ["Dashboard", "Runs", "Schedules", "Fabric", "Connections"]),
+    ("tenant", "My VMs", ["My VMs", "My activity"], ["Dashboard", "Runs", "Schedules", "Fabric", "Connections"]),
 ])
 def test_navigation_per_role(client_for, make_user, role, home, visible, hidden):
     c = client_for(make_user("u1", role))
-    response = c.get(reverse("home"))
+    response = c.get(reverse("home"), follow=True)   # tenants are sent on to My VMs
     assert response.status_code == 200
     page = response.content.decode()
     assert f"<h1>{home}" in page
