@@ -111,9 +111,11 @@ def fetch_steps(run_id: int, ids=None) -> list[dict]:
 
 def events_payload(run_id: int, after: int) -> dict:
     """What an HTTP watcher gets for "events after seq N": the run, up to FETCH_LIMIT events,
-    every step, the cursor to ask with next, and whether more are waiting already."""
+    every step, the cursor to ask with next, and whether more are waiting already. A watcher
+    that sees the run ended and ``more`` false has every event."""
+    run = fetch_run(run_id)  # first: a run read as ended has committed every event it will ever have
     events = fetch_events(run_id, after)
-    return {"run": fetch_run(run_id), "events": events, "steps": fetch_steps(run_id),
+    return {"run": run, "events": events, "steps": fetch_steps(run_id),
             "last_seq": events[-1]["seq"] if events else after, "more": len(events) == FETCH_LIMIT}
 
 

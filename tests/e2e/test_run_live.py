@@ -4,23 +4,14 @@ the simulator: an operator starts a batch checkpoint from the UI and watches the
 progress bar reach 100 % without reloading; a second browser opened mid-run
 shows the whole log from seq 1."""
 import os
-import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from ops.bench._worker_site import BASE_DIR, WorkerSite
-from ops.simproc import free_port, wait_for_port
+from .live_site import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, live_site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(BASE_DIR) / "test-artifacts"
 PASSWORD = "e2e-Operator-pw-1"
 USER = """
 from django.contrib.auth import get_user_model
@@ -32,39 +23,11 @@ roles.grant(u, "operator")
 
 @pytest.fixture
 def site():
-    from tests.conftest import start_sim
-
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    engine, server = start_sim(time_scale=0.15)  # a batch run of the demo takes several seconds
-    s = WorkerSite(engine, server, bound=2, workers=2, keep=bool(os.environ.get("E2E_KEEP")))
-    web = None
-    try:
+    with live_site(time_scale=0.15) as s:  # a batch run of the demo takes several seconds
         s.manage(["shell", "-c", USER % PASSWORD])
-        port = free_port()
-        env = {**s.env, "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
-               "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-        log = open(os.path.join(s.tmp, "daphne.log"), "w")  # noqa: SIM115
-        web = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}",
-                                "--noreload", "--insecure"], env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port("127.0.0.1", port, 60, web)
-        s.start_cluster()
-        s.base_url = f"http://127.0.0.1:{port}"
         yield s
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        for name in os.listdir(s.tmp):
-            if name.endswith(".log"):
-                shutil.copy(os.path.join(s.tmp, name), ARTIFACTS / f"e2e-{name}")
-        if web is not None:
-            web.terminate()
-            try:
-                web.wait(10)
-            except subprocess.TimeoutExpired:
-                web.kill()
-                web.wait(5)
-        s.close()
-        server.stop()
 
 
 def login(browser, base_url):
