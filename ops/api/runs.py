@@ -3,6 +3,7 @@ CLI (ops/services/runs.py, ops/runbooks/registry.py); views only check input and
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
+from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -81,6 +82,12 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if self.action == "retrieve":
             qs = qs.prefetch_related(Prefetch("steps", Step.objects.order_by("index")))
         return qs
+
+    def get_object(self):
+        try:
+            return super().get_object()
+        except Http404:
+            raise exceptions.NotFound(f"No run {str(self.kwargs.get('pk'))[:40]!r} that you may see.") from None
 
     def get_serializer_class(self):
         return s.RunDetailSerializer if self.action == "retrieve" else s.RunSerializer

@@ -70,15 +70,29 @@ def test_operator_lists_every_run_paginated(api, operator, tenant, run):
 
 @pytest.mark.parametrize("query, field", [
     ({"state": "bogus"}, "state"), ({"runbook": "nosuch"}, "runbook"), ({"stat": "running"}, "stat"),
-    ({"page": "99"}, None), ({"state": "$(whoami); '\"\u202e"}, "state"),
+    ({"page": "99"}, None), ({"page": "0"}, None), ({"page": "9" * 5000}, None),
+    ({"state": "$(whoami); '\"\u202e"}, "state"), ({"page_size": "0"}, "page_size"), ({"page_size": "201"}, "page_size"),
+    ({"page_size": "-1"}, "page_size"), ({"page_size": "²"}, "page_size"), ({"page_size": "x" * 10_000}, "page_size"),
 ])
 def test_a_bad_filter_is_refused_naming_it(api, operator, run, query, field):
     resp = api(operator).get(RUNS, query)
     if field is None:
-        assert resp.status_code == 404 and resp.json()["detail"]
+        assert resp.status_code == 404 and resp.json()["detail"].startswith("page ")
         return
     assert resp.status_code == 400
     assert field in resp.json()["errors"] and field in resp.json()["detail"]
+
+
+def test_other_methods_and_no_such_run(api, operator, run):
+    c = api(operator)
+    for method, url in (("options", RUNS), ("put", f"{RUNS}{run.pk}/"), ("patch", f"{RUNS}{run.pk}/"),
+                        ("delete", f"{RUNS}{run.pk}/"), ("get", f"{RUNS}{run.pk}/cancel/"), ("post", f"{RUNS}{run.pk}/")):
+        resp = getattr(c, method)(url, {}, format="json")
+        assert resp.status_code == 405 and method.upper() in resp.json()["detail"], (method, url)
+    for pk in ("999999", "9" * 30, "-1", "abc", "%E2%80%AE1"):
+        resp = c.get(f"{RUNS}{pk}/")
+        assert resp.status_code == 404 and resp.json()["detail"].startswith("No run "), pk
+    assert Run.objects.filter(pk=run.pk, state=Run.State.WAITING).exists()
 
 
 def test_run_detail_has_state_progress_outcome_and_steps(api, operator, admin_user, run):
