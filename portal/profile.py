@@ -4,12 +4,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_http_methods
 
 from ops.services import api_tokens
-
-ACTIONS = ("create", "revoke")
-
 
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -32,4 +30,6 @@ def profile(request):
             messages.error(request, " ".join(exc.messages))
             status = 400
     token = api_tokens.token_of(request.user)
-    return render(request, "portal/profile.html", {"nav": "profile", "token": token, "new_key": new_key}, status=status)
+    response = render(request, "portal/profile.html", {"nav": "profile", "token": token, "new_key": new_key}, status=status)
+    add_never_cache_headers(response)  # the page that shows a new key is kept by no cache and no history
+    return response

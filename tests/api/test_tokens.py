@@ -22,6 +22,7 @@ def test_create_see_once_use_and_revoke(client_for, operator):
     key = Token.objects.get(user=operator).key
     html = created.content.decode()
     assert f"<code data-new-token>{key}</code>" in html and "shown only this once" in html
+    assert "no-store" in created["Cache-Control"]
     again = c.get("/profile/").content.decode()
     assert key not in again and "You have a token, created" in again and 'value="revoke"' in again
 
