@@ -161,6 +161,8 @@ def map_command_error(fields: dict) -> type[errors.FabricCommandError]:
     if fields["category"] in _CALL_ERRORS or fields["error_id"].split(",")[0] in ("CommandNotFoundException",
                                                                                    "NamedParameterNotFound"):
         return errors.FabricCommandError
+    if fields["category"] == "PermissionDenied" or fields.get("category_code") == 18:
+        return errors.AccessDenied
     blob = " ".join((fields["message"], fields["error_id"], fields["category"]))
     if any(hint.lower() in blob.lower() for hint in _BUSY_HINTS):
         return errors.VMBusy

@@ -49,6 +49,11 @@ class NotFound(FabricCommandError):
     """The object asked for does not exist (any more)."""
 
 
+class AccessDenied(FabricCommandError):
+    """VMM refused the call for the tenant it was made on behalf of (outside the user role's
+    scope, or the role lacks the permission, or the user is not a member)."""
+
+
 class VMBusy(FabricCommandError):
     """The VM (or host) is in use by another job."""
 

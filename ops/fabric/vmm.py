@@ -11,6 +11,7 @@ import typing
 import uuid
 
 from . import errors
+from .behalf import ACTION_SCRIPTS, ALL_CHECKPOINTS_SCRIPT, GET_VM_SCRIPT, VM_CHECKPOINTS_SCRIPT, OnBehalfOf
 from .commands import SWITCH, Cmd, check_literal_name, cmd, enum_text, parse_date, parse_json_output, script, select_json
 from .session import FabricSession
 from .types import CheckpointInfo, CloudInfo, ClusterInfo, HostInfo, JobInfo, UserRoleInfo, VMInfo
@@ -139,8 +140,11 @@ def list_vms(s: FabricSession, timeout: float | None = None) -> list[VMInfo]:
     return [_vm(r) for r in rows]
 
 
-def get_vm(s: FabricSession, vm_id: str) -> VMInfo:
-    rows = _query(s, [cmd("Get-SCVirtualMachine", ID=vm_id)], VM_FIELDS, cmdlet="Get-SCVirtualMachine", target=vm_id)
+def get_vm(s: FabricSession, vm_id: str, on_behalf_of=None) -> VMInfo:
+    """One VM; ``on_behalf_of`` (user, role ID): only a VM in that role's scope is found."""
+    who = OnBehalfOf.of(on_behalf_of)
+    first = script(GET_VM_SCRIPT, VMID=vm_id, **who.params()) if who else cmd("Get-SCVirtualMachine", ID=vm_id)
+    rows = _query(s, [first], VM_FIELDS, cmdlet="Get-SCVirtualMachine", target=vm_id)
     if not rows:
         raise errors.NotFound(s.settings.name, f"no virtual machine has the ID {vm_id}", cmdlet="Get-SCVirtualMachine",
                               target=vm_id, kind=s.settings.kind)
@@ -160,8 +164,12 @@ def in_batch(vms: list[VMInfo], custom_property: str, value: str, cloud_name: st
     return found
 
 
-def list_checkpoints(s: FabricSession, vm_id: str | None = None) -> list[CheckpointInfo]:
-    if vm_id:
+def list_checkpoints(s: FabricSession, vm_id: str | None = None, on_behalf_of=None) -> list[CheckpointInfo]:
+    who = OnBehalfOf.of(on_behalf_of)
+    if who:
+        pipeline = [script(VM_CHECKPOINTS_SCRIPT, VMID=vm_id, **who.params()) if vm_id
+                    else script(ALL_CHECKPOINTS_SCRIPT, **who.params())]
+    elif vm_id:
         pipeline = [cmd("Get-SCVirtualMachine", ID=vm_id), cmd("Get-SCVMCheckpoint")]
     else:
         pipeline = [cmd("Get-SCVMCheckpoint")]
@@ -205,6 +213,20 @@ def _read_job(s: FabricSession, statements, variable: str, *, cmdlet: str, targe
     job = _job(rows[0])
     job.target = target
     return job
+
+
+def _act(s: FabricSession, who: OnBehalfOf, op: str, target_id: str, *, cmdlet: str, target: str, name: str = "",
+         description: str = "") -> JobInfo:
+    """A long cmdlet run on behalf of a tenant (ops/fabric/behalf.py); returns its job."""
+    variable = _job_variable()
+    try:
+        return _read_job(s, [[script(ACTION_SCRIPTS[op], TargetID=target_id, JobVariable=variable, Name=name,
+                                     Description=description, **who.params())]], variable, cmdlet=cmdlet, target=target)
+    except errors.FabricCommandError as exc:
+        if exc.error_id.startswith("ParameterArgumentValidationErrorNullNotAllowed"):   # $vm / $cp came back empty
+            raise errors.NotFound(s.settings.name, f"{target} was not found on the server; nothing was started",
+                                  cmdlet=cmdlet, target=target, kind=s.settings.kind) from exc
+        raise
 
 
 def _run_job(s: FabricSession, pipeline: list[Cmd], *, cmdlet: str, target: str) -> JobInfo:
@@ -298,16 +320,20 @@ def _vm_pipe(vm_id: str) -> list[Cmd]:
     return [cmd("Get-SCVirtualMachine", ID=vm_id)]
 
 
-def start_vm(s: FabricSession, vm_id: str, vm_name: str = "") -> JobInfo:
+def start_vm(s: FabricSession, vm_id: str, vm_name: str = "", on_behalf_of=None) -> JobInfo:
+    if on_behalf_of:
+        return _act(s, OnBehalfOf.of(on_behalf_of), "start", vm_id, cmdlet="Start-SCVirtualMachine", target=vm_name or vm_id)
     return _run_job(s, _vm_pipe(vm_id) + [cmd("Start-SCVirtualMachine")], cmdlet="Start-SCVirtualMachine", target=vm_name or vm_id)
 
 
 STOP_METHODS = {"shutdown": "Shutdown", "turnoff": "Force", "save": "SaveState"}
 
 
-def stop_vm(s: FabricSession, vm_id: str, method: str = "shutdown", vm_name: str = "") -> JobInfo:
+def stop_vm(s: FabricSession, vm_id: str, method: str = "shutdown", vm_name: str = "", on_behalf_of=None) -> JobInfo:
     if method not in STOP_METHODS:
         raise ValueError(f"unknown stop method {method!r}; expected one of {', '.join(STOP_METHODS)}")
+    if on_behalf_of:
+        return _act(s, OnBehalfOf.of(on_behalf_of), method, vm_id, cmdlet="Stop-SCVirtualMachine", target=vm_name or vm_id)
     stop = Cmd("Stop-SCVirtualMachine", [(STOP_METHODS[method], SWITCH)])
     return _run_job(s, _vm_pipe(vm_id) + [stop], cmdlet="Stop-SCVirtualMachine", target=vm_name or vm_id)
 
@@ -322,7 +348,11 @@ def set_custom_property(s: FabricSession, vm_id: str, slot: int, value: str, vm_
                               cmdlet="Set-SCVirtualMachine", target=vm_name or vm_id, kind=s.settings.kind)
 
 
-def new_checkpoint(s: FabricSession, vm_id: str, name: str, description: str = "", vm_name: str = "") -> JobInfo:
+def new_checkpoint(s: FabricSession, vm_id: str, name: str, description: str = "", vm_name: str = "",
+                   on_behalf_of=None) -> JobInfo:
+    if on_behalf_of:
+        return _act(s, OnBehalfOf.of(on_behalf_of), "checkpoint", vm_id, cmdlet="New-SCVMCheckpoint",
+                    target=vm_name or vm_id, name=name, description=description or "")
     return _run_job(s, _vm_pipe(vm_id) + [cmd("New-SCVMCheckpoint", Name=name, Description=description or "")],
                     cmdlet="New-SCVMCheckpoint", target=vm_name or vm_id)
 
@@ -331,12 +361,18 @@ def _checkpoint_pipe(checkpoint_id: str) -> list[Cmd]:
     return [cmd("Get-SCVMCheckpoint", ID=checkpoint_id)]
 
 
-def remove_checkpoint(s: FabricSession, checkpoint_id: str, label: str = "") -> JobInfo:
+def remove_checkpoint(s: FabricSession, checkpoint_id: str, label: str = "", on_behalf_of=None) -> JobInfo:
+    if on_behalf_of:
+        return _act(s, OnBehalfOf.of(on_behalf_of), "remove_checkpoint", checkpoint_id, cmdlet="Remove-SCVMCheckpoint",
+                    target=label or checkpoint_id)
     return _run_job(s, _checkpoint_pipe(checkpoint_id) + [cmd("Remove-SCVMCheckpoint")],
                     cmdlet="Remove-SCVMCheckpoint", target=label or checkpoint_id)
 
 
-def restore_checkpoint(s: FabricSession, checkpoint_id: str, label: str = "") -> JobInfo:
+def restore_checkpoint(s: FabricSession, checkpoint_id: str, label: str = "", on_behalf_of=None) -> JobInfo:
+    if on_behalf_of:
+        return _act(s, OnBehalfOf.of(on_behalf_of), "restore", checkpoint_id, cmdlet="Restore-SCVMCheckpoint",
+                    target=label or checkpoint_id)
     return _run_job(s, _checkpoint_pipe(checkpoint_id) + [cmd("Restore-SCVMCheckpoint")],
                     cmdlet="Restore-SCVMCheckpoint", target=label or checkpoint_id)
 

@@ -24,7 +24,7 @@ import threading
 from . import errors as E
 from . import language
 from .cmdlets import base, objects as O
-from .cmdlets import generic as _generic, scom as _scom, vmm as _vmm  # noqa: F401  (register cmdlets)
+from .cmdlets import generic as _generic, scom as _scom, userroles as _userroles, vmm as _vmm  # noqa: F401  (register cmdlets)
 from .contract import PSError, SimObject, Statement
 from .faults import FaultSet
 from .language import Arg
@@ -207,7 +207,8 @@ class SimEngine:
                 vms.append({"name": vm.name, "id": str(vm.id), "host": f.hosts[vm.host_id].name,
                             "status": vm.shown_status, "ha": vm.ha, "memory_mb": vm.memory_mb,
                             "cloud": cloud.name if cloud else None, "owner": vm.owner, "custom1": vm.custom[0],
-                            "checkpoints": [c.name for c in f.checkpoints_of(vm.id)]})
+                            "checkpoints": [c.name for c in f.checkpoints_of(vm.id)],
+                            "user_role": f.roles[vm.user_role_id].name if vm.user_role_id in f.roles else None})
             hosts = [{"name": h.name, "id": str(h.id),
                       "cluster": f.clusters[h.cluster_id].name if h.cluster_id else None,
                       "maintenance": h.maintenance, "memory_mb": h.memory_mb, "free_memory_mb": f.free_mb(h),
@@ -216,12 +217,12 @@ class SimEngine:
             scom = [{"instance": f.scom[m.instance_id].display_name, "start": m.start.isoformat(),
                      "scheduled_end": m.scheduled_end.isoformat(), "reason": m.reason, "comment": m.comment}
                     for m in f.maint.values() if m.active(now) and m.instance_id in f.scom]
-            jobs = [{"id": str(j.id), "name": j.name, "cmdlet": j.cmdlet, "status": j.status,
+            jobs = [{"id": str(j.id), "name": j.name, "cmdlet": j.cmdlet, "status": j.status, "owner": j.owner,
                      "progress": j.progress, "result": j.result_name, "error_code": j.error_code,
                      "problem": j.problem} for j in (f.jobs.jobs[i] for i in f.jobs.order)]
             return {"vmm_server": f.vmm_server, "scom_server": f.scom_server, "time_scale": f.time_scale,
                     "server_down": self._down, "vms": vms, "hosts": hosts, "scom_maintenance": scom,
-                    "jobs": jobs, "faults": f.faults.to_list()}
+                    "jobs": jobs, "faults": f.faults.to_list(), "user_roles": _roles_state(f)}
 
     def save(self, path: str | None = None) -> str:
         from . import scenario
@@ -263,3 +264,13 @@ class SimEngine:
 
 
 _ = PSError
+
+
+def _roles_state(f) -> list[dict]:
+    """User roles for the control channel's state: members, clouds and per-cloud permissions by name."""
+    def cloud(cid):
+        return f.clouds[cid].name if cid in f.clouds else str(cid)
+    return [{"name": r.name, "id": str(r.id), "profile": r.profile, "members": list(r.members),
+             "clouds": [cloud(c) for c in r.cloud_ids],
+             "permissions": {cloud(c): list(r.permissions.get(str(c), [])) for c in r.cloud_ids}}
+            for r in sorted(f.roles.values(), key=lambda r: r.name.lower())]

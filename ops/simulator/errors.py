@@ -25,6 +25,8 @@ E_ALREADY_MAINT = 10434
 E_SAME_HOST = 10601
 E_NO_TARGET = 10470       # SucceedWithInfo: an HA VM could not be live migrated and was saved
 E_SCOM = 30001
+E_ACCESS = 1605          # refused on behalf of a tenant: outside the role's scope or permissions
+E_ROLE = 10800           # a user role request VMM rejects (unknown member, duplicate name, no permission given)
 
 
 def command_not_found(name: str) -> PSError:

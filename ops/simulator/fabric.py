@@ -53,6 +53,7 @@ class UserRole:
     cloud_ids: list = dataclasses.field(default_factory=list)
     permissions: dict = dataclasses.field(default_factory=dict)  # str(cloud id) -> [perm]
     most_recent_job: uuid.UUID | None = None
+    description: str = ""
 
 
 @dataclasses.dataclass

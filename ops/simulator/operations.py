@@ -141,6 +141,8 @@ def set_vm(f, vm, owner, changes: dict, cmdlet="Set-SCVirtualMachine"):
                 vm.description = str(value or "")
             elif key == "Owner":
                 vm.owner = str(value or "")
+            elif key == "UserRole":
+                vm.user_role_id = value
             elif key == "CustomProperty":
                 vm.custom_properties.update(value)
         vm.modified = utcnow()
@@ -309,25 +311,4 @@ def enable_host(f, host, owner, cmdlet="Enable-SCVMHost"):
     job = _submit(f, "Stop maintenance mode", cmdlet, owner, steps, [host.id], [host.name],
                   (host.name, host.id, "Host"))
     host.most_recent_job = job.id
-    return job
-
-
-# ---- user roles --------------------------------------------------------------------------
-def role_permission(f, role, owner, clouds, perms, add=True, cmdlet=""):
-    ensure_free(f, role, "user role", role.name)
-    cloud_ids = [c.id for c in clouds] if clouds else list(role.cloud_ids)
-
-    def done():
-        for cid in cloud_ids:
-            if cid not in role.cloud_ids:
-                role.cloud_ids.append(cid)
-            current = role.permissions.setdefault(str(cid), [])
-            for p in perms:
-                if add and p not in current:
-                    current.append(p)
-                elif not add and p in current:
-                    current.remove(p)
-    steps = [Step(f.duration("user_role"), done, None, "Update user role")]
-    job = _submit(f, "Update user role", cmdlet, owner, steps, [role.id], [role.name], (role.name, role.id, "UserRole"))
-    role.most_recent_job = job.id
     return job

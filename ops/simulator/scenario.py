@@ -8,8 +8,8 @@ A scenario (YAML or JSON; ``demo`` is ``scenarios/demo.yaml``)::
     job_timings: {checkpoint: 4, live_migration: 6, ...}   # seconds (see fabric.DEFAULT_TIMINGS)
     clouds: [{name: Gold, description: ...}]
     user_roles:
-      - {name: Contoso Tenants, profile: TenantAdmin, members: ['CONTOSO\\alice'],
-         clouds: [Gold], permissions: {Gold: [Checkpoint]}}     # or permissions: [Checkpoint] = every cloud
+      - {name: Contoso Tenants, profile: TenantAdmin, description: '', members: ['CONTOSO\\alice'],
+         clouds: [Gold], permissions: {Gold: [Checkpoint, Start]}}   # or permissions: [Checkpoint] = every cloud
     clusters:
       - {name: CLU-A, hosts: [{name: hv-a01.contoso.com, memory_mb: 65536}, ...]}
     hosts:                              # standalone hosts (or `cluster: CLU-A` to join one)
@@ -35,6 +35,7 @@ import random
 import tempfile
 import uuid
 
+from .access import PERMISSIONS
 from .fabric import VM, Checkpoint, Cloud, Cluster, Fabric, Host, ScomInstance, UserRole
 from .jobs import utcnow
 
@@ -93,14 +94,7 @@ def from_data(data: dict, time_scale: float = 1.0) -> Fabric:
     for h in data.get("hosts", []):
         cluster_id = _ref(f.clusters, h["cluster"], "cluster").id if h.get("cluster") else None
         _add_host(f, h, cluster_id)
-    for r in data.get("user_roles", []):
-        cloud_ids = [_ref(f.clouds, c, "cloud").id for c in r.get("clouds", [])]
-        perms = r.get("permissions") or {}
-        if isinstance(perms, list):
-            perms = {c: list(perms) for c in r.get("clouds", [])}
-        f.add("roles", UserRole(sid("role", r["name"]), r["name"], r.get("profile", "TenantAdmin"),
-                                list(r.get("members", [])), cloud_ids,
-                                {str(_ref(f.clouds, c, "cloud").id): list(p) for c, p in perms.items()}))
+    _add_user_roles(f, data.get("user_roles", []))
     now = utcnow()
     by_name = {}
     for h in f.hosts.values():
@@ -150,6 +144,24 @@ def from_data(data: dict, time_scale: float = 1.0) -> Fabric:
         for spec in data["faults"]:
             f.faults.add(spec)
     return f
+
+
+def _add_user_roles(f, specs):
+    """User roles: name, profile, description, members, clouds (the scope) and permissions
+    (VMM UserActions names: per cloud as a mapping, or a list meaning every cloud of the scope)."""
+    for r in specs:
+        cloud_ids = [_ref(f.clouds, c, "cloud").id for c in r.get("clouds", [])]
+        perms = r.get("permissions") or {}
+        if isinstance(perms, list):
+            perms = {c: list(perms) for c in r.get("clouds", [])}
+        for names in perms.values():
+            unknown = [p for p in names if p not in PERMISSIONS]
+            if unknown:
+                raise ValueError(f"scenario: user role {r['name']!r} has unknown permissions {unknown}")
+        f.add("roles", UserRole(sid("role", r["name"]), r["name"], r.get("profile", "TenantAdmin"),
+                                list(r.get("members", [])), cloud_ids,
+                                {str(_ref(f.clouds, c, "cloud").id): list(p) for c, p in perms.items()},
+                                description=r.get("description", "")))
 
 
 def _add_host(f, h, cluster_id):

@@ -13,6 +13,7 @@ import time
 import typing
 import uuid
 
+from .. import access
 from .. import errors as E
 from ..contract import PSError, SimEnum, SimObject
 from ..jobs import FAILED, INFO
@@ -52,7 +53,7 @@ COMMON = [P("ErrorAction", choices=("Continue", "Stop", "SilentlyContinue", "Ign
           P("Verbose", "switch", aliases=("vb",)), P("Debug", "switch", aliases=("db",)),
           P("ErrorVariable", aliases=("ev",)), P("WarningVariable", aliases=("wv",)),
           P("OutVariable", aliases=("ov",))]
-VMM_COMMON = [P("VMMServer", "any"), P("OnBehalfOfUser"), P("OnBehalfOfUserRole", "any")]
+VMM_COMMON = [P("VMMServer", "any"), P("OnBehalfOfUser"), P("OnBehalfOfUserRole", "role")]
 JOB_COMMON = [P("JobVariable"), P("RunAsynchronously", "switch"), P("PROTipID", "guid")]
 
 
@@ -259,10 +260,23 @@ class Context:
         self.name = cdef.name
         self.a = bound
         self.out = out
+        self.acting = access.acting_for(self.f, bound, cdef.name)   # -OnBehalfOfUser/-Role (ops/simulator/access.py)
 
     @property
     def user(self) -> str:
-        return self.session.username
+        """Who the call runs as: the tenant it acts for, else the connected user (a job's Owner)."""
+        return self.acting.user if self.acting else self.session.username
+
+    def allow(self, vm, allowed: tuple = ()) -> None:
+        """Refuse when acting for a tenant whose role may not act on ``vm`` (see access.require)."""
+        with self.f.lock:
+            access.require(self.f, self.acting, vm, allowed, self.name)
+
+    def visible(self, vms) -> list:
+        return [v for v in vms if self.acting is None or access.in_scope(self.acting, v)]
+
+    def admin_only(self) -> None:
+        access.admin_only(self.acting, self.name)
 
     def error(self, err: PSError):
         action = (self.a.get("ErrorAction") or self.session.vars.get("erroractionpreference") or "Continue")

@@ -122,6 +122,7 @@ def vm_obj(f, vm) -> SimObject:
         "DynamicMemoryEnabled": False, "CPUCount": vm.cpu_count, "OperatingSystem": vm.os,
         "ComputerName": f"{vm.name}.{f.domain}" if f.domain else vm.name,
         "Owner": vm.owner, "UserRole": ref(f, "role", f.roles.get(vm.user_role_id)) if vm.user_role_id else None,
+        "UserRoleID": vm.user_role_id,
         "Description": vm.description,
         "Custom1": c[0], "Custom2": c[1], "Custom3": c[2], "Custom4": c[3], "Custom5": c[4],
         "Custom6": c[5], "Custom7": c[6], "Custom8": c[7], "Custom9": c[8], "Custom10": c[9],
@@ -194,7 +195,8 @@ def role_obj(f, r) -> SimObject:
         perms = list(r.permissions.get(str(cid), []))
         per_cloud[cloud.name if cloud else str(cid)] = perms
         union += [p for p in perms if p not in union]
-    props = {"Name": r.name, "ID": r.id, "Profile": r.profile, "Members": list(r.members),
+    props = {"Name": r.name, "ID": r.id, "Profile": r.profile, "UserRoleProfile": r.profile,
+             "Description": r.description, "Members": list(r.members),
              "Cloud": [ref(f, "cloud", f.clouds.get(c)) for c in r.cloud_ids if c in f.clouds],
              "Permission": union, "CloudPermission": per_cloud,
              "MostRecentTaskID": r.most_recent_job, "MostRecentTask": _job_name(f, r.most_recent_job)}

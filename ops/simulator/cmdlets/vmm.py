@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 
+from .. import access
 from .. import errors as E
 from .. import operations as ops
 from ..errors import VmmFailure
@@ -115,7 +116,7 @@ def get_vm(ctx, a):
             vms = [v for v in vms if _match(v.name, a["Name"])]
         if a.get("Cloud") is not None:
             vms = [v for v in vms if v.cloud_id == a["Cloud"].id]
-        return [O.vm_obj(f, v) for v in vms]
+        return [O.vm_obj(f, v) for v in ctx.visible(vms)]
 
 
 @cmdlet("Get-SCVMCheckpoint", [P("VM", "vm", pipeline=True, position=0), P("ID", "guid"),
@@ -127,9 +128,13 @@ def get_checkpoint(ctx, a):
         vm = a.get("VM")
         ctx.fault_now([vm.name if vm else ""])
         if vm is not None:
+            ctx.allow(vm)
             cps = f.checkpoints_of(vm.id)
         else:
             cps = sorted(f.checkpoints.values(), key=lambda c: c.added)
+            if ctx.acting is not None:
+                seen = {v.id for v in ctx.visible(f.vms.values())}
+                cps = [c for c in cps if c.vm_id in seen]
         if a.get("ID"):
             cps = [c for c in cps if c.id == a["ID"]]
         if a.get("MostRecent"):
@@ -158,20 +163,11 @@ def get_job(ctx, a):
             jobs = [j for j in jobs if j.id == a["ID"]]
         if a.get("Running"):
             jobs = [j for j in jobs if not j.done]
+        if ctx.acting is not None:   # a tenant sees the jobs run on their behalf
+            jobs = [j for j in jobs if j.owner.lower() == ctx.acting.user.lower()]
         if a.get("Newest"):
             jobs = jobs[-a["Newest"]:]
         return [O.job_obj(f, j) for j in jobs]
-
-
-@cmdlet("Get-SCUserRole", [P("Name", position=0), P("ID", "guid")], vmm=True)
-def get_role(ctx, a):
-    with ctx.f.lock:
-        roles = sorted(ctx.f.roles.values(), key=lambda r: r.name.lower())
-        if a.get("ID"):
-            roles = [r for r in roles if r.id == a["ID"]]
-        if a.get("Name"):
-            roles = [r for r in roles if _match(r.name, a["Name"])]
-        return [O.role_obj(ctx.f, r) for r in roles]
 
 
 # ---- VM actions --------------------------------------------------------------------------
@@ -182,6 +178,7 @@ def _vm_result(ctx, vm):
 @cmdlet("Start-SCVirtualMachine", [P("VM", "vm", mandatory=True, pipeline=True, position=0)], **JOBC)
 def start_vm(ctx, a):
     vm = a["VM"]
+    ctx.allow(vm, ("Start",))
     job = _run(ctx, ops.start_vm, vm, ctx.user, ctx.name)
     return ctx.job_result(job, _vm_result(ctx, vm))
 
@@ -191,6 +188,7 @@ def start_vm(ctx, a):
 def stop_vm(ctx, a):
     vm = a["VM"]
     mode = "save" if a.get("SaveState") else "shutdown" if a.get("Shutdown") else "off"
+    ctx.allow(vm, access.STOP_MODES[mode])
     job = _run(ctx, ops.stop_vm, vm, ctx.user, mode, ctx.name)
     return ctx.job_result(job, _vm_result(ctx, vm))
 
@@ -199,10 +197,22 @@ _CUSTOM = [P(f"Custom{i}") for i in range(1, 11)]
 
 
 @cmdlet("Set-SCVirtualMachine", [P("VM", "vm", mandatory=True, pipeline=True, position=0), *_CUSTOM,
-                                 P("Description"), P("Owner"), P("CustomProperty", "any")], **JOBC)
+                                 P("Description"), P("Owner"), P("UserRole", "role"), P("CustomProperty", "any")],
+        **JOBC)
 def set_vm(ctx, a):
     vm = a["VM"]
+    ctx.allow(vm)
+    if "UserRole" in a:
+        ctx.admin_only()   # a tenant cannot hand a VM to another role
     changes = {k: v for k, v in a.items() if k.startswith("Custom") and k != "CustomProperty" or k in ("Description", "Owner")}
+    if "UserRole" in a:
+        changes["UserRole"] = a["UserRole"].id if a["UserRole"] is not None else None
+    with ctx.f.lock:
+        role = a["UserRole"] if "UserRole" in a else ctx.f.roles.get(vm.user_role_id)
+        owner = a.get("Owner")
+        if owner and role is not None and owner.lower() not in (m.lower() for m in role.members):
+            raise E.vmm_error(E.E_ROLE, f"The owner {owner} is not a member of the user role {role.name}. Specify "
+                              "an owner who is a member of the user role.", ctx.name, category="InvalidArgument")
     if isinstance(a.get("CustomProperty"), dict):
         changes["CustomProperty"] = {str(k): str(v) for k, v in a["CustomProperty"].items()}
     job = _run(ctx, ops.set_vm, vm, ctx.user, changes, ctx.name)
@@ -214,6 +224,7 @@ def set_vm(ctx, a):
                                   P("UseLAN", "switch"), P("BlockLiveMigrationIfHostBusy", "switch")], **JOBC)
 def move_vm(ctx, a):
     vm = a["VM"]
+    ctx.admin_only()
     job = _run(ctx, ops.move_vm, vm, a["VMHost"], ctx.user, ctx.name)
     return ctx.job_result(job, _vm_result(ctx, vm))
 
@@ -223,6 +234,7 @@ def move_vm(ctx, a):
                                P("Description")], **JOBC)
 def new_checkpoint(ctx, a):
     vm = a["VM"]
+    ctx.allow(vm, access.CHECKPOINT)
     job, cp_id, name = _run(ctx, ops.new_checkpoint, vm, ctx.user, a.get("Name"), a.get("Description") or "",
                             ctx.name)
     pending = Checkpoint(cp_id, vm.id, name, a.get("Description") or "", job.start_time, vm.current_checkpoint,
@@ -234,12 +246,13 @@ def new_checkpoint(ctx, a):
     return ctx.job_result(job, result)
 
 
-def _cp_job(ctx, a, fn):
+def _cp_job(ctx, a, fn, allowed):
     cp = a["VMCheckpoint"]
     with ctx.f.lock:
         if cp.id not in ctx.f.checkpoints:
             raise E.vmm_error(E.E_NOT_FOUND, f"Unable to find the checkpoint {cp.name}. The object may have been "
                               "deleted.", ctx.name, category="ObjectNotFound")
+        ctx.allow(ctx.f.vms[cp.vm_id], allowed)
         snapshot = O.checkpoint_obj(ctx.f, cp)
     job = _run(ctx, fn, cp, ctx.user, ctx.name)
 
@@ -256,13 +269,13 @@ def _cp_job(ctx, a, fn):
 @cmdlet("Restore-SCVMCheckpoint", [P("VMCheckpoint", "checkpoint", mandatory=True, pipeline=True, position=0)],
         **JOBC)
 def restore_checkpoint(ctx, a):
-    return _cp_job(ctx, a, ops.restore_checkpoint)
+    return _cp_job(ctx, a, ops.restore_checkpoint, access.RESTORE)
 
 
 @cmdlet("Remove-SCVMCheckpoint", [P("VMCheckpoint", "checkpoint", mandatory=True, pipeline=True, position=0),
                                   P("Force", "switch")], **JOBC)
 def remove_checkpoint(ctx, a):
-    return _cp_job(ctx, a, ops.remove_checkpoint)
+    return _cp_job(ctx, a, ops.remove_checkpoint, access.CHECKPOINT)
 
 
 # ---- hosts -------------------------------------------------------------------------------
@@ -270,6 +283,7 @@ def remove_checkpoint(ctx, a):
                              P("MoveWithinCluster", "switch")], **JOBC)
 def disable_host(ctx, a):
     host = a["VMHost"]
+    ctx.admin_only()
     job = _run(ctx, ops.disable_host, host, ctx.user, bool(a.get("MoveWithinCluster")), ctx.name)
     return ctx.job_result(job, lambda: O.host_obj(ctx.f, host))
 
@@ -277,33 +291,9 @@ def disable_host(ctx, a):
 @cmdlet("Enable-SCVMHost", [P("VMHost", "host", mandatory=True, pipeline=True, position=0)], **JOBC)
 def enable_host(ctx, a):
     host = a["VMHost"]
+    ctx.admin_only()
     job = _run(ctx, ops.enable_host, host, ctx.user, ctx.name)
     return ctx.job_result(job, lambda: O.host_obj(ctx.f, host))
-
-
-# ---- user roles --------------------------------------------------------------------------
-_PERM_PARAMS = [P("UserRole", "role", mandatory=True, pipeline=True, position=0), P("Cloud", "cloud", many=True),
-                P("Checkpoint", "switch"), P("CheckpointRestoreOnly", "switch")]
-
-
-def _role_perm(ctx, a, add):
-    perms = [p for p in ("Checkpoint", "CheckpointRestoreOnly") if a.get(p)]
-    if not perms:
-        raise E.vmm_error(10800, "Specify at least one permission (-Checkpoint or -CheckpointRestoreOnly).", ctx.name,
-                          category="InvalidArgument")
-    role = a["UserRole"]
-    job = _run(ctx, ops.role_permission, role, ctx.user, a.get("Cloud") or [], perms, add, ctx.name)
-    return ctx.job_result(job, lambda: O.role_obj(ctx.f, role))
-
-
-@cmdlet("Add-SCUserRolePermission", _PERM_PARAMS, **JOBC)
-def add_role_permission(ctx, a):
-    return _role_perm(ctx, a, True)
-
-
-@cmdlet("Remove-SCUserRolePermission", _PERM_PARAMS, **JOBC)
-def remove_role_permission(ctx, a):
-    return _role_perm(ctx, a, False)
 
 
 _ = utcnow
