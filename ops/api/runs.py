@@ -52,9 +52,18 @@ def runbook_choices():
     return [(rb.kind, rb.title) for rb in registry.all_runbooks()]
 
 
+class AnyCaseChoiceField(django_filters.fields.ChoiceField):
+    def to_python(self, value):
+        return super().to_python(value).strip().lower()  # as the runs page: ?state=WAITING works
+
+
+class AnyCaseChoiceFilter(django_filters.ChoiceFilter):
+    field_class = AnyCaseChoiceField
+
+
 class RunFilter(django_filters.FilterSet):
-    state = django_filters.ChoiceFilter(choices=Run.State.choices, help_text="Only runs in this state.")
-    runbook = django_filters.ChoiceFilter(field_name="kind", choices=runbook_choices, help_text="Only runs of this runbook.")
+    state = AnyCaseChoiceFilter(choices=Run.State.choices, help_text="Only runs in this state.")
+    runbook = AnyCaseChoiceFilter(field_name="kind", choices=runbook_choices, help_text="Only runs of this runbook.")
 
     class Meta:
         model = Run

@@ -58,7 +58,7 @@ def test_operator_lists_every_run_paginated(api, operator, tenant, run):
     assert body["next"].endswith("/api/v1/runs/?page=2")
     page2 = api(operator).get(body["next"]).json()
     assert len(page2["results"]) == 6 and page2["results"][-1]["id"] == run.pk  # oldest last
-    first = api(operator).get(RUNS, {"runbook": "batch-checkpoint"}).json()["results"]
+    first = api(operator).get(RUNS, {"runbook": "Batch-Checkpoint", "state": "WAITING "}).json()["results"]
     assert [r["id"] for r in first] == [run.pk]
     row = first[0]
     assert row["state"] == "waiting" and row["progress"] == 40 and row["runbook"] == "batch-checkpoint"
