@@ -17,7 +17,11 @@ server -> client
 Each event is sent exactly once per connection, in ``seq`` order; a client that
 reconnects with ``?after=<last seq it rendered>`` misses nothing and gets
 nothing twice. An anonymous socket is closed with 4401, a run the user may not
-see with 4403 (a tenant never watches another tenant's run).
+see with 4403 (a tenant never watches another tenant's run). Who may watch is
+``ops.authz``'s ``run.view``, asked again before sending whenever the last answer
+is older than ``SLIPWAY_WATCH_RECHECK_SECONDS`` (and at least that often while
+idle): a tenant removed from the subscription stops receiving within a few
+seconds, and the socket closes with 4403.
 
 Order of work on connect (DESIGN.md, "The database is the truth"): authenticate,
 authorize, join the run's group, then send the backlog, then what is new on each
@@ -28,12 +32,14 @@ read the table, so a poke for anything committed later cannot be missed.
 """
 import asyncio
 import json
+import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from . import livetail
+from . import authz, livetail, roles
 from .models import Run
 
 EVENTS_PER_FRAME = 200
@@ -45,7 +51,12 @@ CLOSE_NOT_FOUND = 4404
 
 @database_sync_to_async
 def _can_watch(user, run_id: int) -> bool:
-    return Run.objects.visible_to(user).filter(pk=run_id).exists()
+    roles.forget(user)  # roles may have changed since the socket opened: read them again
+    return authz.restrict(Run.objects.filter(pk=run_id), user, "run.view").exists()
+
+
+def recheck_seconds() -> float:
+    return float(getattr(settings, "SLIPWAY_WATCH_RECHECK_SECONDS", 2.0))
 
 
 @database_sync_to_async
@@ -74,6 +85,7 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self._fail(CLOSE_FORBIDDEN, f"Run {self.run_id} does not exist or you may not watch it.", close=True)
             return
         self.allowed = True
+        self.checked_at = time.monotonic()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         if "after" in query:
             after = livetail.parse_cursor(query["after"][-1])
@@ -142,15 +154,31 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     async def _pump(self):
         await self.tail.ready.wait()
+        recheck = recheck_seconds()
         try:
             while True:
                 self._changed.clear()
+                if not await self._still_allowed(recheck):
+                    self.allowed = False
+                    await self._fail(CLOSE_FORBIDDEN, f"You may no longer watch run {self.run_id}.", close=True)
+                    return
                 await self._flush()
-                await self._changed.wait()
+                try:  # wake at least every `recheck` seconds, so a refusal closes an idle socket too
+                    await asyncio.wait_for(self._changed.wait(), timeout=recheck)
+                except asyncio.TimeoutError:
+                    pass
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # keep the socket honest: say what broke, then let the client reconnect
             await self._fail("server-error", f"Live feed stopped: {exc}", close=True)
+
+    async def _still_allowed(self, recheck: float) -> bool:
+        """Ask authz again when the last answer is older than ``recheck`` seconds (one small query)."""
+        now = time.monotonic()
+        if now - self.checked_at < recheck:
+            return True
+        self.checked_at = now
+        return await _can_watch(self.scope["user"], self.run_id)
 
     async def _flush(self):
         tail = self.tail

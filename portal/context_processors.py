@@ -1,10 +1,7 @@
+from ops import authz, roles
 
-def roles(request):  # noqa: F811 - the processor is named for what it adds
-    from . import roles as r
 
+def roles_and_permissions(request):
+    """``can.<domain>.<verb>`` asks ops.authz (``{% if can.run.operate %}``); ``role_names`` labels the user."""
     user = getattr(request, "user", None)
-    return {
-        "is_tenant": r.is_tenant(user),
-        "is_admin": r.is_admin(user),
-        "is_operator": r.is_operator(user),
-    }
+    return {"can": authz.Can(user), "role_names": [r for r in (roles.ADMIN, roles.OPERATOR, roles.TENANT) if r in roles.role_names(user)]}

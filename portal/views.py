@@ -1,15 +1,15 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from . import roles
+from ops import authz
 
 
 @login_required
 def home(request):
     """Send each role to where its work is."""
-    if roles.is_operator(request.user):
+    if authz.allowed(request.user, "run.start"):
         return redirect("ops:runs")
-    if roles.is_admin(request.user):
+    if authz.allowed(request.user, "connection.change"):
         return redirect("ops:connections")
     return render(request, "portal/home.html")
 

@@ -12,7 +12,7 @@ TEST_TIME_SCALE = 0.01  # a 4 s VMM job takes 40 ms
 
 @pytest.fixture
 def make_user(db, django_user_model):
-    from portal import roles
+    from ops import roles
 
     def make(username: str, *role_names: str, password: str = "pw-for-tests-1"):
         user = django_user_model.objects.create_user(username=username, password=password)
@@ -105,3 +105,67 @@ def sim(db):
     finally:
         close_all()
         server.stop()
+
+
+# -- tenancy: a plan, two subscriptions (A: tina, B: theo), a VM of each ----------------------------
+
+@pytest.fixture
+def plan_connection(request, db):
+    """The VMM connection plans are on: the simulator's when the test uses ``sim``, else a bare row."""
+    if "sim" in request.fixturenames:
+        return request.getfixturevalue("sim").vmm
+    from ops.models import ServerConnection
+
+    return ServerConnection.objects.create(name="vmm-plans", host="vmm.invalid", username="slipway")
+
+
+@pytest.fixture
+def plan(plan_connection):
+    """Gold: create, view and restore; 1 checkpoint kept; start and shut down."""
+    from ops.models import CheckpointPermission, Plan
+
+    return Plan.objects.create(name="Gold", connection=plan_connection, state=Plan.State.PUBLIC,
+                               checkpoint_permission=CheckpointPermission.CREATE_VIEW_RESTORE, checkpoints_kept=1)
+
+
+def _subscription(plan, name, role_id, *members):
+    from ops.models import Subscription
+
+    sub = Subscription.objects.create(plan=plan, name=name, user_role_id=role_id, user_role_name=f"{name} tenant admins")
+    sub.members.add(*members)
+    return sub
+
+
+@pytest.fixture
+def subscription_a(plan, tenant):
+    return _subscription(plan, "Contoso", "aaaaaaaa-0000-4000-8000-00000000000a", tenant)
+
+
+@pytest.fixture
+def subscription_b(plan, other_tenant):
+    return _subscription(plan, "Fabrikam", "bbbbbbbb-0000-4000-8000-00000000000b", other_tenant)
+
+
+@pytest.fixture
+def make_vm(plan_connection):
+    """``make_vm(name, subscription=None)``: an inventory VM row, in the subscription's user role if given."""
+    import uuid
+
+    from ops.models import VirtualMachine
+
+    def make(name, subscription=None, **kw):
+        return VirtualMachine.objects.create(connection=plan_connection, vmm_id=uuid.uuid4(), name=name, status="Running",
+                                             user_role_id=subscription.user_role_id if subscription else "",
+                                             user_role_name=subscription.user_role_name if subscription else "", **kw)
+
+    return make
+
+
+@pytest.fixture
+def vm_a(make_vm, subscription_a):
+    return make_vm("contoso-web01", subscription_a)
+
+
+@pytest.fixture
+def vm_b(make_vm, subscription_b):
+    return make_vm("fabrikam-db01", subscription_b)

@@ -24,7 +24,7 @@ SETUP = """
 import json
 from django.contrib.auth import get_user_model
 from ops.models import ServerConnection
-from portal import roles
+from ops import roles
 cfg = json.loads(%r)
 for name, kind in (("vmm01", "vmm"), ("scom01", "scom")):
     c = ServerConnection(name=name, kind=kind, host=cfg["host"], port=cfg["port"], use_https=False, auth="basic",

@@ -53,7 +53,7 @@ def _writer():
 
     from ops.live import poke_run
     from ops.models import Run, RunEvent
-    from portal import roles
+    from ops import roles
 
     user = get_user_model().objects.create_user("bench-operator", password=secrets.token_urlsafe(12))
     roles.grant(user, roles.OPERATOR)

@@ -42,6 +42,8 @@ class VMInfo:
     memory_mb: int
     owner: str
     custom: dict
+    user_role_id: str = ""  # VMM's UserRoleID: which subscription's VM it is
+    user_role_name: str = ""
 
 
 @dataclasses.dataclass

@@ -16,8 +16,8 @@ from .commands import SWITCH, Cmd, check_literal_name, cmd, enum_text, parse_dat
 from .session import FabricSession
 from .types import CheckpointInfo, CloudInfo, ClusterInfo, HostInfo, JobInfo, UserRoleInfo, VMInfo
 
-VM_FIELDS = ("ID", "Name", "Status", "HostName", "Cloud", "IsHighlyAvailable", "Memory", "Owner", "CustomProperty",
-             *(f"Custom{i}" for i in range(1, 11)))
+VM_FIELDS = ("ID", "Name", "Status", "HostName", "Cloud", "IsHighlyAvailable", "Memory", "Owner", "UserRoleID", "UserRole",
+             "CustomProperty", *(f"Custom{i}" for i in range(1, 11)))
 HOST_FIELDS = ("ID", "Name", "HostCluster", "OverallState", "CommunicationState", "MaintenanceHost",
                "TotalMemory", "AvailableMemory")
 # VMId, not VM: the nested VM reference would serialize the whole VM with every checkpoint
@@ -68,6 +68,8 @@ def _vm(d: dict) -> VMInfo:
         memory_mb=int(d.get("Memory") or 0),
         owner=_ref_name(d.get("Owner")),
         custom=custom,
+        user_role_id=_str(d.get("UserRoleID")),
+        user_role_name=_ref_name(d.get("UserRole")),
     )
 
 

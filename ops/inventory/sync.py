@@ -103,11 +103,12 @@ def store(connection: ServerConnection, data: dict) -> dict:
             connection=c, vmm_id=_uuid(v.id), name=v.name, status=v.status,
             host_id=host_by_name.get(v.host_name.lower()) or host_by_name.get(v.host_name.split(".")[0].lower()),
             cloud_id=cloud_by_name.get(v.cloud_name.lower()), is_highly_available=v.is_highly_available,
-            memory_mb=v.memory_mb, owner=v.owner, custom=v.custom, checkpoint_count=len(cps),
+            memory_mb=v.memory_mb, owner=v.owner, user_role_id=v.user_role_id.lower(),
+            user_role_name=v.user_role_name, custom=v.custom, checkpoint_count=len(cps),
             oldest_checkpoint_at=min(dates) if dates else None, synced_at=now,
         ))
     vm_ids = _upsert(VirtualMachine, c, vm_rows, ["name", "status", "host", "cloud", "is_highly_available", "memory_mb",
-                                                  "owner", "custom", "checkpoint_count", "oldest_checkpoint_at", "synced_at"])
+                                                  "owner", "user_role_id", "user_role_name", "custom", "checkpoint_count", "oldest_checkpoint_at", "synced_at"])
     cp_rows = []
     vm_pk_by_name = {v.name.lower(): vm_ids.get(_uuid(v.id)) for v in data["vms"]}
     vm_pk_by_id = {v.id.lower(): vm_ids.get(_uuid(v.id)) for v in data["vms"]}

@@ -1,17 +1,8 @@
 """What the last inventory sync saw on each VMM server. Written only by
-``ops.inventory.sync``; read through ``visible_to(user)`` querysets."""
+``ops.inventory.sync``; user-facing reads go through ``ops.authz.restrict``."""
 from django.db import models
 
 from .connections import ServerConnection
-
-
-class ScopedQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        from portal import roles  # noqa: PLC0415 - roles are plain helpers, not the portal app's models
-
-        if roles.is_staff_role(user):
-            return self
-        return self.none()
 
 
 class FabricObject(models.Model):
@@ -19,8 +10,6 @@ class FabricObject(models.Model):
     vmm_id = models.UUIDField(help_text="The object's ID on the VMM server.")
     name = models.CharField(max_length=255)
     synced_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ScopedQuerySet.as_manager()
 
     class Meta:
         abstract = True
@@ -58,21 +47,6 @@ class VMHost(FabricObject):
         return self.communication_state in ("", "Responding")
 
 
-class VMQuerySet(ScopedQuerySet):
-    def visible_to(self, user):
-        from portal import roles  # noqa: PLC0415
-
-        from ..scoping import tenant_vm_q
-
-        if roles.is_staff_role(user):
-            return self
-        if roles.is_tenant(user):
-            q = tenant_vm_q(user)
-            if q is not None:
-                return self.filter(q)
-        return self.none()
-
-
 class VirtualMachine(FabricObject):
     host = models.ForeignKey(VMHost, null=True, blank=True, on_delete=models.SET_NULL, related_name="vms")
     cloud = models.ForeignKey(Cloud, null=True, blank=True, on_delete=models.SET_NULL, related_name="vms")
@@ -80,11 +54,12 @@ class VirtualMachine(FabricObject):
     is_highly_available = models.BooleanField(default=False)
     memory_mb = models.BigIntegerField(default=0)
     owner = models.CharField(max_length=255, blank=True)
+    user_role_id = models.CharField(max_length=64, blank=True, db_index=True,
+                                    help_text="VMM's UserRoleID of the VM: which subscription's VM it is (ops/models/plans.py).")
+    user_role_name = models.CharField(max_length=255, blank=True)
     custom = models.JSONField(default=dict, blank=True, help_text="Custom1..Custom10 and named custom properties.")
     checkpoint_count = models.PositiveIntegerField(default=0)
     oldest_checkpoint_at = models.DateTimeField(null=True, blank=True)
-
-    objects = VMQuerySet.as_manager()
 
     class Meta(FabricObject.Meta):
         constraints = [models.UniqueConstraint(fields=["connection", "vmm_id"], name="uniq_vm")]

@@ -8,18 +8,6 @@ from django.conf import settings
 from django.db import models
 
 
-class RunQuerySet(models.QuerySet):
-    def visible_to(self, user):
-        from portal import roles  # noqa: PLC0415
-
-        if roles.is_operator(user) or roles.is_admin(user):
-            return self
-        if getattr(user, "is_authenticated", False):
-            # tenants see only runs they started themselves (their own VM actions)
-            return self.filter(created_by=user)
-        return self.none()
-
-
 class Run(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -54,8 +42,6 @@ class Run(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_seq = models.PositiveIntegerField(default=0, help_text="seq of the newest RunEvent.")
     ticks = models.PositiveIntegerField(default=0)
-
-    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

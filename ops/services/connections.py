@@ -1,10 +1,9 @@
 """The one write path for server connections (admins only)."""
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from portal import roles
-
+from .. import authz
 from ..fabric import errors, vmm
 from ..fabric.commands import cmd
 from ..fabric.session import FabricSession, ServerSettings
@@ -15,15 +14,10 @@ FIELDS = ("name", "kind", "host", "port", "use_https", "auth", "cert_validation"
           "operation_timeout", "enabled", "job_timeout")
 
 
-def _require_admin(user):
-    if not roles.is_admin(user):
-        raise PermissionDenied("Only admins manage server connections.")
-
-
 @transaction.atomic
 def save_connection(user, data: dict, password: str | None, instance: ServerConnection | None = None) -> ServerConnection:
     """Create or update; ``password`` None or '' keeps the stored one. Never logs or audits the password."""
-    _require_admin(user)
+    authz.require(user, "connection.change")
     conn = instance or ServerConnection()
     for field in FIELDS:
         if field in data:
@@ -40,14 +34,18 @@ def save_connection(user, data: dict, password: str | None, instance: ServerConn
 
 @transaction.atomic
 def delete_connection(user, conn: ServerConnection) -> None:
-    _require_admin(user)
+    authz.require(user, "connection.change")
+    plans = list(conn.plans.values_list("name", flat=True)[:5])
+    if plans:
+        raise ValidationError(f"Connection {conn.name} is the VMM server of hosting plans ({', '.join(plans)}); "
+                              "move or delete those plans first. Nothing was deleted.", code="in-use")
     audit.record(user, "connection.delete", conn, name=conn.name)
     conn.delete()
 
 
 def test_connection(user, conn: ServerConnection) -> str:
     """Open a session and ask the server who it is. Returns a sentence for the admin; raises FabricError."""
-    _require_admin(user)
+    authz.require(user, "connection.change")
     session = FabricSession(ServerSettings.from_connection(conn))
     try:
         if conn.kind == ServerConnection.Kind.VMM:

@@ -1,17 +1,14 @@
 """Requests for inventory syncs (operators and admins)."""
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from portal import roles
-
+from .. import authz
 from ..models import ServerConnection
 from . import audit
 
 
 def request_sync(user, connection: ServerConnection | None = None) -> list[ServerConnection]:
     """Queue a sync of one connection, or every enabled VMM connection; runs on the django-q2 worker."""
-    if not roles.is_staff_role(user):
-        raise PermissionDenied("Only operators and admins sync the inventory.")
+    authz.require(user, "fabric.sync")
     targets = [connection] if connection else list(ServerConnection.objects.filter(kind="vmm", enabled=True))
     username = user.get_username()
 

@@ -7,12 +7,11 @@ up runs: Q_CLUSTER ``catch_up`` is False, and ``fire`` skips a slot (with an
 audit entry) while the schedule's previous run is still active.
 """
 from croniter import CroniterError, croniter
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from portal import roles
-
+from .. import authz
 from ..models import Run, RunSchedule
 from ..textcheck import refuse_hidden
 from . import audit
@@ -35,11 +34,6 @@ def validate_cron(cron: str) -> str:
 
 def next_run(cron: str):
     return croniter(cron, timezone.now()).get_next(type(timezone.now()))
-
-
-def _require_operator(user):
-    if not roles.is_operator(user):
-        raise PermissionDenied("Only operators manage runbook schedules.")
 
 
 def _clean(kind, params, cron, name=None, instance=None):
@@ -93,7 +87,7 @@ def _arm(sched):
 
 
 def create_schedule(user, name, kind, params, cron, enabled=True) -> RunSchedule:
-    _require_operator(user)
+    authz.require(user, "schedule.change")
     params = _as_typed(params)
     name, cron, _ = _clean(kind, params, cron, name)
     with transaction.atomic():
@@ -105,7 +99,7 @@ def create_schedule(user, name, kind, params, cron, enabled=True) -> RunSchedule
 
 
 def update_schedule(user, sched, *, name=None, params=None, cron=None, enabled=None) -> RunSchedule:
-    _require_operator(user)
+    authz.require(user, "schedule.change")
     params = sched.params if params is None else _as_typed(params)
     name, cron, _ = _clean(sched.kind, params, sched.cron if cron is None else cron,
                            sched.name if name is None else name, sched)
@@ -128,7 +122,7 @@ def resume_schedule(user, sched) -> RunSchedule:
 
 
 def _set_enabled(user, sched, enabled: bool, action: str) -> RunSchedule:
-    _require_operator(user)
+    authz.require(user, "schedule.change")
     with transaction.atomic():
         sched.enabled = enabled
         _arm(sched)
@@ -139,7 +133,7 @@ def _set_enabled(user, sched, enabled: bool, action: str) -> RunSchedule:
 def delete_schedule(user, sched) -> None:
     from django_q.models import Schedule  # noqa: PLC0415
 
-    _require_operator(user)
+    authz.require(user, "schedule.change")
     with transaction.atomic():
         if sched.q_schedule_id:
             Schedule.objects.filter(pk=sched.q_schedule_id).delete()

@@ -1,14 +1,14 @@
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from portal.permissions import staff_required
+from ..authz import requires, restrict
 
 from ..models import AuditEntry
 
 
-@staff_required
+@requires("audit.view")
 def audit_list(request):
-    entries = AuditEntry.objects.all()
+    entries = restrict(AuditEntry.objects.all(), request.user, "audit.view")
     action = request.GET.get("action", "").strip()
     if action:
         entries = entries.filter(action__startswith=action)

@@ -14,10 +14,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from portal import roles
-from portal.permissions import operator_required, staff_required
 
 from .. import livetail
+from ..authz import allowed, requires, restrict
 from ..models import Run, Step
 from . import runforms
 
@@ -33,16 +32,16 @@ def _services():
 
 
 def _visible_run(request, pk) -> Run:
-    return get_object_or_404(Run.objects.visible_to(request.user).select_related("created_by", "schedule"), pk=pk)
+    return get_object_or_404(restrict(Run.objects.all(), request.user, "run.view").select_related("created_by", "schedule"), pk=pk)
 
 
 def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
-@staff_required   # admins watch runs too (read-only: every control is operator_required)
+@requires("run.list")   # admins watch runs too (read-only: every control needs run.operate)
 def run_list(request):
-    base = Run.objects.visible_to(request.user)
+    base = restrict(Run.objects.all(), request.user, "run.list")
     qs = base.select_related("created_by", "schedule")
     kind, state, who = (request.GET.get(k, "").strip()[:150] for k in ("kind", "state", "who"))
     kinds = sorted(set(base.values_list("kind", flat=True).distinct()) | {k for k, _ in _kind_choices()})
@@ -72,7 +71,7 @@ def run_list(request):
         "nav": "runs", "page": page, "runs": page.object_list,
         "kind": kind, "state": state, "who": who, "kinds": kinds, "states": Run.State.choices,
         "people": people, "scheduled": SCHEDULED, "filter_qs": filters.urlencode(), "filter_errors": filter_errors,
-        "any_active": any(r.is_active for r in page.object_list), "can_operate": roles.is_operator(request.user),
+        "any_active": any(r.is_active for r in page.object_list), "can_operate": allowed(request.user, "run.operate"),
     }
     template = "ops/runs/_table.html" if request.headers.get("HX-Request") else "ops/runs/list.html"
     return render(request, template, context)
@@ -85,7 +84,7 @@ def _kind_choices():
         return []
 
 
-@login_required
+@requires("run.view")
 def run_detail(request, pk):
     run = _visible_run(request, pk)
     steps = list(run.steps.order_by("index"))
@@ -94,7 +93,7 @@ def run_detail(request, pk):
     return render(request, "ops/runs/detail.html", {
         "nav": "runs", "run": run, "steps": steps, "events": events, "events_total": total,
         "events_cut": total > len(events), "last_seq": events[-1].seq if events else 0,
-        "can_operate": roles.is_operator(request.user),
+        "can_operate": allowed(request.user, "run.operate"),
         "progress": 100 if run.state == Run.State.SUCCEEDED else run.progress,
         "first_failed": next((s for s in steps if s.state in (Step.State.FAILED, Step.State.WAITING)), None)
         if run.state == Run.State.WAITING else None,
@@ -106,7 +105,7 @@ def _bad_request(message: str) -> HttpResponseBadRequest:
     return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
 
 
-@login_required
+@requires("run.view")
 def run_events(request, pk):
     """Events after ``?after=N`` (at most 500) as JSON (``?format=json``) or as log lines."""
     run = _visible_run(request, pk)
@@ -126,7 +125,7 @@ def _wants_json(request) -> bool:
     return request.GET.get("format") == "json" or "application/json" in request.headers.get("Accept", "")
 
 
-@operator_required
+@requires("run.start")
 def run_start(request):
     try:
         books = runforms.runbooks()
@@ -168,7 +167,7 @@ def _again_initial(request, rb) -> dict:
     return {k: v for k, v in before.params.items() if v is not None and v != ""}
 
 
-@operator_required
+@requires("run.operate")
 @require_POST
 def run_cancel(request, pk):
     run = _visible_run(request, pk)
@@ -184,7 +183,7 @@ def run_cancel(request, pk):
 STEP_ACTIONS = {"retry", "skip", "abort"}
 
 
-@operator_required
+@requires("run.operate")
 @require_POST
 def run_step_action(request, pk, step_pk):
     run = _visible_run(request, pk)

@@ -9,8 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from portal.permissions import operator_required
-
+from ..authz import requires, restrict
 from ..models import RunSchedule
 from . import runforms
 
@@ -63,13 +62,18 @@ def _pick(books, kind):
     return rb
 
 
-@operator_required
+def _editable(request, pk) -> RunSchedule:
+    return get_object_or_404(restrict(RunSchedule.objects.all(), request.user, "schedule.change"), pk=pk)
+
+
+@requires("schedule.view")
 def schedule_list(request):
-    schedules = RunSchedule.objects.select_related("q_schedule", "last_run", "created_by")
+    schedules = restrict(RunSchedule.objects.all(), request.user, "schedule.view")
+    schedules = schedules.select_related("q_schedule", "last_run", "created_by")
     return render(request, "ops/schedules/list.html", {"nav": "schedules", "schedules": schedules})
 
 
-@operator_required
+@requires("schedule.change")
 def schedule_new(request):
     books = _runbooks()
     rb = _pick(books, request.POST.get("kind") if request.method == "POST" else request.GET.get("kind"))
@@ -86,9 +90,9 @@ def schedule_new(request):
     return _render_form(request, books, rb, form, None)
 
 
-@operator_required
+@requires("schedule.change")
 def schedule_edit(request, pk):
-    sched = get_object_or_404(RunSchedule, pk=pk)
+    sched = _editable(request, pk)
     books = _runbooks()
     rb = _pick(books, sched.kind)  # a schedule keeps its runbook; make a new schedule for another
     if request.method == "POST":
@@ -116,10 +120,10 @@ def _render_form(request, books, rb, form, sched):
     }, status=status)
 
 
-@operator_required
+@requires("schedule.change")
 @require_POST
 def schedule_toggle(request, pk):
-    sched = get_object_or_404(RunSchedule, pk=pk)
+    sched = _editable(request, pk)
     svc = _services()
     try:
         if sched.enabled:
@@ -133,10 +137,10 @@ def schedule_toggle(request, pk):
     return redirect("ops:schedules")
 
 
-@operator_required
+@requires("schedule.change")
 @require_POST
 def schedule_delete(request, pk):
-    sched = get_object_or_404(RunSchedule, pk=pk)
+    sched = _editable(request, pk)
     name = sched.name
     try:
         _services().delete_schedule(request.user, sched)

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PASSWORD = "e2e-Operator-pw-1"
 USER = """
 from django.contrib.auth import get_user_model
-from portal import roles
+from ops import roles
 u = get_user_model().objects.create_user("olga", password=%r)
 roles.grant(u, "operator")
 """

@@ -90,3 +90,11 @@ def test_delete_requires_post_and_admin(client_for, admin_user, operator, sim):
     assert client_for(admin_user).get(url).status_code == 405
     assert client_for(admin_user).post(url).status_code == 302
     assert not ServerConnection.objects.filter(name="scom01").exists()
+
+
+def test_a_connection_with_hosting_plans_is_not_deleted(client_for, admin_user, plan):
+    conn = plan.connection
+    page = client_for(admin_user).post(reverse("ops:connection_delete", args=[conn.pk]), follow=True).content.decode()
+    assert f"Connection {conn.name} is the VMM server of hosting plans (Gold)" in page and "Nothing was deleted" in page
+    assert ServerConnection.objects.filter(pk=conn.pk).exists()
+    assert not AuditEntry.objects.filter(action="connection.delete").exists()

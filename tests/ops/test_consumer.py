@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.db.models import F
 
 from ops.live import POKE_TYPE, run_group
-from ops.models import Run, RunEvent, Step
+from ops.models import Run, RunEvent, RunTarget, Step
 from ops.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -210,10 +210,12 @@ def test_anonymous_is_closed_4401(operator):
     async_to_sync(scenario)()
 
 
-def test_tenant_never_watches_another_tenants_run(tenant, other_tenant, operator):
+def test_tenant_never_watches_another_tenants_run(tenant, other_tenant, operator, vm_a, vm_b):
     theirs = make_run(other_tenant)
+    RunTarget.objects.create(run=theirs, vm=vm_b)
     add_events(theirs, 2)
-    mine = make_run(tenant)
+    mine = make_run(operator)  # whoever started it: it acts on tina's VM
+    RunTarget.objects.create(run=mine, vm=vm_a)
     ops_run = make_run(operator)
 
     async def scenario():
@@ -281,5 +283,33 @@ def test_session_auth_through_the_real_asgi_stack(operator, client):
         anon = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?after=0", headers=headers[:2])
         await anon.connect()
         assert json.loads(await anon.receive_from())["code"] == 4401
+
+    async_to_sync(scenario)()
+
+
+def test_tenant_removed_from_the_subscription_stops_receiving_and_is_closed_4403(tenant, operator, vm_a, subscription_a):
+    run = make_run(operator, state=Run.State.RUNNING)  # an operator's run on tina's VM
+    RunTarget.objects.create(run=run, vm=vm_a)
+    add_events(run, 2)
+
+    async def scenario():
+        comm = communicator(tenant, run.pk, "?after=0")
+        assert (await comm.connect())[0]
+        await frames_until(comm, has_seq(2))
+        await database_sync_to_async(subscription_a.members.remove)(tenant)
+        frames = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not any(f.get("type") == "error" for f in frames):  # events keep coming until the re-check refuses
+            assert loop.time() < deadline, f"never refused; got {frames}"
+            await database_sync_to_async(add_events)(run, 1)
+            try:
+                frames.append(json.loads(await comm.receive_from(timeout=0.5)))
+            except asyncio.TimeoutError:
+                pass
+        error = next(f for f in frames if f.get("type") == "error")
+        assert error["code"] == 4403 and f"no longer watch run {run.pk}" in error["message"]
+        assert frames[-1] is error, "an event was sent after the refusal"
+        assert (await comm.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4403}
 
     async_to_sync(scenario)()

@@ -69,3 +69,13 @@ def test_named_custom_properties_are_kept(sim):
     vm = named[0]
     state_vm = sim.vm(vm.name)
     assert vm.custom.get("Custom1", "") == (state_vm.get("custom1") or "")
+
+
+def test_a_vms_user_role_is_read_and_its_absence_tolerated():
+    from ops.fabric import vmm
+    vm = vmm._vm({"ID": "5B1E0C1A-0000-4000-8000-000000000001", "Name": "web01", "Status": 0,
+                  "UserRoleID": "AAAAAAAA-0000-4000-8000-00000000000A", "UserRole": {"Name": "Contoso"}, "Owner": "CONTOSO\\alice"})
+    assert (vm.user_role_id, vm.user_role_name, vm.owner) == ("AAAAAAAA-0000-4000-8000-00000000000A", "Contoso", "CONTOSO\\alice")
+    bare = vmm._vm({"ID": "5B1E0C1A-0000-4000-8000-000000000002", "Name": "web02", "Status": 0})  # an older VMM / simulator
+    assert (bare.user_role_id, bare.user_role_name) == ("", "")
+    assert "UserRoleID" in vmm.VM_FIELDS and "UserRole" in vmm.VM_FIELDS

@@ -4,7 +4,7 @@ from django.test import Client
 from django.urls import reverse
 from django_q.models import Schedule
 
-from ops.models import AuditEntry, Run, RunEvent, RunSchedule, Step
+from ops.models import AuditEntry, Run, RunEvent, RunSchedule, RunTarget, Step
 
 pytestmark = pytest.mark.django_db
 TASK = "ops.engine.tasks.start_scheduled_run"
@@ -45,23 +45,7 @@ def pages(run, sched):
     ]
 
 
-def test_anonymous_is_sent_to_login_everywhere(client, run, sched):
-    for name, args, method in pages(run, sched) + [("ops:run", [run.pk], "get"), ("ops:run_events", [run.pk], "get")]:
-        url = reverse(name, args=args)
-        resp = getattr(client, method)(url)
-        assert resp.status_code == 302 and resp.url.startswith(reverse("login")), name
-
-
-@pytest.mark.parametrize("who", ["tenant", "admin_user"])
-def test_non_operators_get_403_on_operator_pages(request, client_for, run, sched, who):
-    c = client_for(request.getfixturevalue(who))
-    for name, args, method in pages(run, sched):
-        if who == "admin_user" and name == "ops:runs":
-            continue   # admins watch runs read-only: below
-        resp = getattr(c, method)(reverse(name, args=args), {"action": "retry"})
-        assert resp.status_code == 403, (who, name)
-    run.refresh_from_db()
-    assert not run.cancel_requested and RunSchedule.objects.filter(pk=sched.pk, enabled=True).exists()
+# Who reaches which page, and that a refusal changes nothing: tests/test_access_matrix.py.
 
 
 def test_a_waiting_run_points_at_its_failed_step(client_for, operator, run):
@@ -96,12 +80,19 @@ def test_operator_sees_every_page(client_for, operator, run, sched):
     assert 'value="retry"' in page and "Cancel run" in page
 
 
-def test_tenant_sees_only_their_own_runs(client_for, tenant, other_tenant, run):
+def test_tenant_sees_only_runs_on_their_subscriptions_vms(client_for, tenant, other_tenant, operator, run, vm_a, vm_b):
     mine = Run.objects.create(kind="vm-checkpoint", created_by=tenant)
+    RunTarget.objects.create(run=mine, vm=vm_a)
+    batch = Run.objects.create(kind="batch-checkpoint", created_by=operator)  # an operator's run on tina's VM
+    RunTarget.objects.create(run=batch, vm=vm_a)
     theirs = Run.objects.create(kind="vm-checkpoint", created_by=other_tenant)
+    RunTarget.objects.create(run=theirs, vm=vm_b)
+    own_elsewhere = Run.objects.create(kind="vm-checkpoint", created_by=tenant)  # started by tina, on B's VM
+    RunTarget.objects.create(run=own_elsewhere, vm=vm_b)
     c = client_for(tenant)
     assert c.get(reverse("ops:run", args=[mine.pk])).status_code == 200
-    for other in (theirs, run):
+    assert c.get(reverse("ops:run", args=[batch.pk])).status_code == 200
+    for other in (theirs, run, own_elsewhere):
         assert c.get(reverse("ops:run", args=[other.pk])).status_code == 404
         assert c.get(reverse("ops:run_events", args=[other.pk])).status_code == 404
     page = c.get(reverse("ops:run", args=[mine.pk])).content.decode()

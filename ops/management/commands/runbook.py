@@ -21,8 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from portal import roles
-
+from ... import authz
 from ...models import Run, RunEvent, Step
 from ...runbooks import registry
 from ...services import runs as run_service
@@ -95,7 +94,7 @@ class Command(BaseCommand):
             if user is None:
                 raise CommandError(f"no active user is named {name!r}", returncode=2)
             return user
-        operators = [u for u in User.objects.filter(is_active=True).order_by("username")[:1000] if roles.is_operator(u)]
+        operators = [u for u in User.objects.filter(is_active=True).order_by("username")[:1000] if authz.allowed(u, "run.start")]
         if len(operators) != 1:
             names = ", ".join(u.get_username() for u in operators[:10]) or "none"
             raise CommandError(f"name the operator to act as with --user NAME (operators: {names})", returncode=2)

@@ -138,7 +138,7 @@ class Command(BaseCommand):
     def _users(self):
         from django.contrib.auth import get_user_model
 
-        from portal import roles
+        from ops import roles
 
         User = get_user_model()
         for username, password, role_names, _ in DEMO_USERS:
