@@ -1,12 +1,19 @@
-"""Who may use which endpoint, before any input is read. What each user may see is the
-querysets' business (ops/api/runs.py): a run another user may not see is a 404, never a 403."""
+"""Who may use which endpoint, before any input is read: ops/authz.py's named actions, as the
+pages ask them. Which rows a user may see is ``authz.restrict`` in each queryset: a run another
+user may not see is a 404, never a 403."""
 from rest_framework.permissions import BasePermission
 
-from portal import roles
+from .. import authz
 
 
-class Operators(BasePermission):
-    message = "Only operators start, cancel and steer runbooks."
+def may(action: str) -> BasePermission:
+    """A permission that lets through the users ``authz.allowed`` lets do ``action`` at all."""
 
-    def has_permission(self, request, view):
-        return roles.is_operator(request.user)
+    class May(BasePermission):
+        message = authz.refusal(action)
+
+        def has_permission(self, request, view):
+            return authz.allowed(request.user, action)
+
+    May.__name__ = May.__qualname__ = f"May({action})"
+    return May()

@@ -12,12 +12,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from .. import livetail
+from ..authz import restrict
 from ..models import Run, Step
 from ..runbooks import registry
 from ..services import runs as run_services
 from . import serializers as s
 from .errors import Conflict
-from .permissions import Operators
+from .permissions import may
 
 STATE_CONFLICTS = {"conflict", "final", "state"}  # the run's state, not the request, refuses it: 409
 
@@ -87,7 +88,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     queryset = Run.objects.none()  # for the schema; get_queryset decides
 
     def get_queryset(self):
-        qs = Run.objects.visible_to(self.request.user).select_related("created_by", "schedule")
+        qs = restrict(Run.objects.all(), self.request.user, "run.view").select_related("created_by", "schedule")
         if self.action == "retrieve":
             qs = qs.prefetch_related(Prefetch("steps", Step.objects.order_by("index")))
         return qs
@@ -101,9 +102,12 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_serializer_class(self):
         return s.RunDetailSerializer if self.action == "retrieve" else s.RunSerializer
 
+    ACTIONS = {"create": "run.start", "cancel": "run.operate", "retry": "run.operate", "skip": "run.operate",
+               "abort": "run.operate"}
+
     def get_permissions(self):
-        if self.action in ("create", "cancel", "retry", "skip", "abort"):
-            return [*super().get_permissions(), Operators()]
+        if self.action in self.ACTIONS:
+            return [*super().get_permissions(), may(self.ACTIONS[self.action])]
         return super().get_permissions()
 
     def list(self, request, *args, **kwargs):
@@ -187,7 +191,9 @@ def refuse_body(request) -> None:
                responses={200: s.RunbookSerializer(many=True), **ERRORS})
 class RunbookList(generics.ListAPIView):
     serializer_class = s.RunbookSerializer
-    permission_classes = [*generics.ListAPIView.permission_classes, Operators]
+
+    def get_permissions(self):
+        return [*super().get_permissions(), may("run.start")]
     filter_backends = []
 
     def get_queryset(self):

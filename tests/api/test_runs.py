@@ -2,7 +2,7 @@
 names its cause and changes nothing."""
 import pytest
 
-from ops.models import AuditEntry, Run, RunEvent, Step
+from ops.models import AuditEntry, Run, RunEvent, RunTarget, Step
 from tests.ops._engine_support import Driver
 
 pytestmark = pytest.mark.django_db
@@ -105,13 +105,23 @@ def test_run_detail_has_state_progress_outcome_and_steps(api, operator, admin_us
     assert api(operator).get(f"{RUNS}{run.pk}/").json()["progress"] == 100  # as the page shows it
 
 
-def test_a_tenant_sees_only_their_own_runs_and_404_for_others(api, tenant, other_tenant, run):
-    mine = Run.objects.create(kind="vm-checkpoint", created_by=tenant, title="mine")
-    theirs = Run.objects.create(kind="vm-checkpoint", created_by=other_tenant, title="theirs")
+def test_a_tenant_watches_runs_on_their_vms_and_gets_404_for_others(api, tenant, other_tenant, operator, run,
+                                                                   subscription_a, subscription_b, make_vm):
+    """Whoever started it (here an operator), a run acting on a VM of the tenant's subscriptions is theirs
+    to watch, not to steer; any other run does not exist for them."""
+    mine = Run.objects.create(kind="batch-checkpoint", created_by=operator, title="on my VM", state=Run.State.WAITING)
+    theirs = Run.objects.create(kind="batch-checkpoint", created_by=operator, title="on their VM")
+    RunTarget.objects.create(run=mine, vm=make_vm("vm-a", subscription_a))
+    RunTarget.objects.create(run=theirs, vm=make_vm("vm-b", subscription_b))
     c = api(tenant)
     assert [r["id"] for r in c.get(RUNS).json()["results"]] == [mine.pk]
-    assert c.get(f"{RUNS}{mine.pk}/").status_code == 200
+    assert c.get(f"{RUNS}{mine.pk}/").json()["title"] == "on my VM"
+    assert c.get(f"{RUNS}{mine.pk}/events/").status_code == 200
     before = snapshot()
+    for method, url, body in endpoints(mine)[3:]:
+        if url != "/api/v1/runbooks/":
+            resp = getattr(c, method)(url, body, format="json")
+            assert resp.status_code == 403 and "Only operators" in resp.json()["detail"], url
     for other in (theirs, run):
         for method, url, body in endpoints(other)[1:]:
             if "/api/v1/runs/" in url and url != RUNS:
@@ -131,11 +141,9 @@ def test_only_operators_start_cancel_and_steer(request, api, run, who, tenant):
     c = api(user)
     for target in (run, mine):
         for method, url, body in endpoints(target):
-            if method == "post" or url.endswith("runbooks/"):
-                if who == "tenant" and target is run and url != RUNS:
-                    continue  # not theirs: 404, above
+            if method == "post" or url.endswith("runbooks/"):  # asked before the run is looked up: the
                 resp = getattr(c, method)(url, body, format="json")
-                assert resp.status_code == 403, (who, url)
+                assert resp.status_code == 403, (who, url)  # same answer whether or not the run exists
                 assert "Only operators" in resp.json()["detail"]
     assert snapshot() == before
 
