@@ -13,6 +13,11 @@ Every view, service, websocket consumer and CLI command asks here:
     ``allowed`` or PermissionDenied with a message saying who may.
 ``requires(action)``
     view decorator: anonymous -> login page, refused -> 403 with the message.
+``power_actions(user, vm)``
+    which of start / shutdown / stop / save the user may take on that VM.
+
+Templates ask through ``can.<domain>.<verb>`` (portal/context_processors.py, no
+object) and ``{% allowed "vm.restore" vm as ok %}`` (ops/templatetags/slipway.py).
 
 Actions (who: A admin, O operator, T tenant, on rows in the tenant's scope):
 

@@ -2,6 +2,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from .. import authz
+
 register = template.Library()
 
 
@@ -38,3 +40,10 @@ def kv(mapping):
             value = "—"
         parts.append(f"{key}={value}")
     return "; ".join(parts)
+
+
+@register.simple_tag(takes_context=True)
+def allowed(context, action, obj=None):
+    """``{% allowed "vm.checkpoint" vm as can_checkpoint %}``: ops.authz for one object (``can.x.y`` asks without one)."""
+    request = context.get("request")
+    return authz.allowed(getattr(request, "user", None), action, obj)

@@ -147,3 +147,12 @@ def test_a_subscription_adopting_a_vmm_user_role_sees_that_roles_vms_after_a_syn
     assert sync_connection(sim.vmm).ok
     assert expected and vms(tenant) == expected
     assert VirtualMachine.objects.get(name=next(iter(expected))).user_role_name == "Contoso Silver"
+
+
+def test_the_allowed_template_tag_asks_authz_per_object(rf, tenant, other_tenant, vm_a):
+    from django.template import Context, Template
+    template = Template('{% load slipway %}{% allowed "vm.checkpoint" vm as ok %}{% if ok %}yes{% else %}no{% endif %}')
+    for user, shown in ((tenant, "yes"), (other_tenant, "no")):
+        request = rf.get("/")
+        request.user = user
+        assert template.render(Context({"request": request, "vm": vm_a})) == shown
