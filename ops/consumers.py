@@ -140,9 +140,9 @@ class RunConsumer(AsyncWebsocketConsumer):
     # -- streaming --
     async def _start(self, after: int):
         newest = await _last_seq(self.run_id)
-        if after > newest:   # seq only grows: a browser cannot have seen more than the run has written
-            await self._fail("bad-after", f"'after' is {after}, but run {self.run_id} has only {newest} events; "
-                                          f"resume with an 'after' of at most {newest}.")
+        beyond = livetail.beyond_last(after, self.run_id, newest)
+        if beyond:
+            await self._fail("bad-after", beyond)
             return
         self.last_seq = after
         await self._send({"type": "hello", "run": self.run_id, "after": after})

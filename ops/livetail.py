@@ -111,6 +111,24 @@ def fetch_steps(run_id: int, ids=None) -> list[dict]:
     return [step_dict(r) for r in qs.order_by("index").values(*STEP_FIELDS)]
 
 
+def events_payload(run_id: int, after: int) -> dict:
+    """What an HTTP watcher gets for "events after seq N": the run, up to FETCH_LIMIT events,
+    every step, the cursor to ask with next, and whether more are waiting already. A watcher
+    that sees the run ended and ``more`` false has every event."""
+    run = fetch_run(run_id)  # first: a run read as ended has committed every event it will ever have
+    events = fetch_events(run_id, after)
+    return {"run": run, "events": events, "steps": fetch_steps(run_id),
+            "last_seq": events[-1]["seq"] if events else after, "more": len(events) == FETCH_LIMIT}
+
+
+def beyond_last(after: int, run_id: int, newest: int) -> str | None:
+    """seq only grows: a watcher cannot have seen more than the run has written. The refusal, or None."""
+    if after > newest:
+        return (f"'after' is {after}, but run {run_id} has only {newest} events; "
+                f"resume with an 'after' of at most {newest}.")
+    return None
+
+
 def _read_tail(run_id: int, high: int | None, full_steps: bool) -> dict:
     """Everything one tick needs, in one trip to the database thread."""
     out = {"run": fetch_run(run_id), "events": [], "initial": high is None}

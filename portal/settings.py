@@ -269,3 +269,42 @@ LOGGING = {
         "axes": {"handlers": ["console"], "level": "ERROR", "propagate": False},  # sign-ins are in the audit log
     },
 }
+
+# --- REST API (ops/api/; docs/api.md) ---------------------------------------
+# Kept in one block: the API's apps, authentication and schema settings.
+INSTALLED_APPS += [
+    "rest_framework",
+    "rest_framework.authtoken",   # Authorization: Token <key>; manage.py drf_create_token <user>
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",    # Swagger UI's files, served from our own /static/
+]
+REST_FRAMEWORK = {
+    # Token first: an anonymous request gets 401 with "WWW-Authenticate: Token". A session
+    # (a signed-in browser) works too, and then every unsafe request needs the CSRF token.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "ops.api.pagination.Pages",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "ops.api.errors.exception_handler",
+    "URL_FORMAT_OVERRIDE": None,
+    "DEFAULT_METADATA_CLASS": None,   # OPTIONS is 405: the schema describes the endpoints
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Slipway API",
+    "DESCRIPTION": "Runs, runbooks and (later) tenant VMs of Slipway. How to authenticate and samples: docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"RunState": "ops.models.runs.Run.State", "StepState": "ops.models.runs.Step.State"},
+}

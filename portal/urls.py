@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from . import signin, views
+from . import profile, signin, views
 from .views import tenant, vm
 
 urlpatterns = [
@@ -20,7 +20,9 @@ urlpatterns = [
     path("vms/<uuid:vm_id>/restore/", vm.vm_restore, name="vm_restore"),
     path("vms/<uuid:vm_id>/power/", vm.vm_power, name="vm_power"),
     path("activity/", tenant.activity, name="activity"),
+    path("profile/", profile.profile, name="profile"),
     path("ops/", include("ops.urls")),
+    path("api/v1/", include("ops.api.urls")),
     # one sign-in page for everything, throttled and audited (portal/signin.py)
     path("django-admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("django-admin/", admin.site.urls),

@@ -346,6 +346,13 @@ def reachable(conn, param: str) -> None:
         raise ValidationError(f"{param}: cannot use {conn.name}: {exc}", code="fabric") from exc
 
 
+def param_named_in(message: str, names) -> str | None:
+    """The parameter a runbook's message is about: its messages start with it ("cloud: no cloud
+    named ...", "batch is required ..."); None when it names none of ``names``."""
+    head = message.split(":", 1)[0].split(" ", 1)[0].strip()
+    return head if head in names else None
+
+
 def fabric_check(fn, what):
     """Call the fabric while validating; an unreachable server refuses the parameters clearly."""
     from ..fabric import errors  # noqa: PLC0415

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from django import forms
 from django.core.exceptions import ValidationError
 
+from ..runbooks.base import param_named_in
 from . import offered
 
 
@@ -147,8 +148,10 @@ def apply_service_error(form, exc: ValidationError, prefix: str = "", field_map:
 
 
 def _field_named_in(form, message: str, prefix: str, field_map: dict):
-    """A runbook's message starts with the parameter it is about ("cloud: no cloud named ...",
-    "batch is required ..."): show it next to that field."""
-    head = message.split(":", 1)[0].split(" ", 1)[0].strip()
+    """A runbook's message starts with the parameter it is about: show it next to that field."""
+    names = set(field_map) | {f[len(prefix):] for f in form.fields if f.startswith(prefix)}
+    head = param_named_in(message, names)
+    if head is None:
+        return None
     name = field_map.get(head, prefix + head)
     return name if name in form.fields else None

@@ -137,13 +137,9 @@ def run_events(request, pk):
         if _wants_json(request):
             return JsonResponse({"error": message}, status=400)
         return _bad_request(message)
-    events = livetail.fetch_events(run.pk, after)
     if _wants_json(request):
-        return JsonResponse({
-            "run": livetail.fetch_run(run.pk), "events": events, "steps": livetail.fetch_steps(run.pk),
-            "last_seq": events[-1]["seq"] if events else after, "more": len(events) == livetail.FETCH_LIMIT,
-        })
-    return render(request, "ops/runs/_events.html", {"events": events})
+        return JsonResponse(livetail.events_payload(run.pk, after))
+    return render(request, "ops/runs/_events.html", {"events": livetail.fetch_events(run.pk, after)})
 
 
 def _wants_json(request) -> bool:

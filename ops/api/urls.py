@@ -1,0 +1,18 @@
+"""/api/v1/ (included by portal/urls.py under the namespace "api")."""
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.routers import SimpleRouter
+
+from . import docs, runs
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("runs", runs.RunViewSet, basename="run")
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
+    path("docs/", docs.api_docs, name="docs"),
+    path("runbooks/", runs.RunbookList.as_view(), name="runbooks"),
+    *router.urls,
+]
