@@ -177,12 +177,15 @@ def test_operator_retries_skips_and_aborts(api, operator, run):
     run.refresh_from_db()
     assert run.state == Run.State.RUNNING
     assert AuditEntry.objects.filter(action="step.retry", username="olga").exists()
-    # the run no longer waits: a second retry, a skip and an abort are refused by its state
-    for url, body in ((f"{RUNS}{run.pk}/retry/", {"step": 1}), (f"{RUNS}{run.pk}/skip/", {"step": 1}),
-                      (f"{RUNS}{run.pk}/abort/", {})):
+    # the run no longer waits: a second retry and a skip are refused by its state
+    for url, body in ((f"{RUNS}{run.pk}/retry/", {"step": 1}), (f"{RUNS}{run.pk}/skip/", {"step": 1})):
         resp = c.post(url, body, format="json")
         assert resp.status_code == 409, url
         assert "waiting for the operator" in resp.json()["detail"]
+    # abort works in every state that is not final (issue 10 §3), a running run included
+    assert c.post(f"{RUNS}{run.pk}/abort/", {}, format="json").status_code == 202
+    run.refresh_from_db()
+    assert run.abort_requested
 
 
 def test_operator_skips_a_failed_step(api, operator, run):
@@ -194,7 +197,7 @@ def test_operator_aborts_a_waiting_run(api, operator, run):
     resp = api(operator).post(f"{RUNS}{run.pk}/abort/", format="json")
     assert resp.status_code == 202
     run.refresh_from_db()
-    assert run.context["engine"]["abort"] is True and AuditEntry.objects.filter(action="run.abort").exists()
+    assert run.abort_requested is True and AuditEntry.objects.filter(action="run.abort").exists()
 
 
 def test_operator_cancels_and_an_ended_run_is_409(api, operator, run):
@@ -244,7 +247,7 @@ def test_operator_starts_a_batch_checkpoint(api, operator, sim, monkeypatch):
     assert api(operator).get(body["url"]).json()["state"] == "queued"
     # the same VMs again while it is active: 409 naming the first run
     again = api(operator).post(RUNS, {"runbook": "batch-checkpoint", "params": {"batch": "3"}}, format="json")
-    assert again.status_code == 409 and f"run {run.pk} (" in again.json()["detail"]
+    assert again.status_code == 409 and f"Run {run.pk} (" in again.json()["detail"]
     assert Run.objects.count() == 1
 
 
