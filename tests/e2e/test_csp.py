@@ -12,7 +12,7 @@ from tests.e2e.conftest import ARTIFACTS, USERS, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-NOT_WALKED = re.compile(r"^/(logout|login|django-admin|static)/|/delete/|/sync/|/test/|/cancel/|/action/")
+NOT_WALKED = re.compile(r"^/(logout|login|django-admin|static)/|/delete/|/sync/|/test/|/cancel/|/action/|^/api/v1/schema/")
 PAGES_PER_ROLE = 40
 # A handler attribute is only refused (and reported) when its event fires, so the markup is read too,
 # <template> contents included: no on* attribute, no <script> without src.
@@ -86,8 +86,8 @@ def test_each_roles_pages_have_no_csp_violation(site, browser):
         page = login(browser, site.base_url, username)
         watch = Watch(page)
         walked = walk(page, site.base_url)
-        if role == "tenant":
-            assert walked == ["/"], walked
+        if role == "tenant":   # My VMs (home sends tenants there), their activity, their profile, the API docs
+            assert "/vms/" in walked and "/activity/" in walked, walked
         else:
             assert len(walked) >= 5, f"{role} reached only {walked}"
         assert any(kind_of(p) == "/ops/runs/N/" for p in walked) or role == "tenant", walked  # the live page ran its script

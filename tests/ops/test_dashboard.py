@@ -92,8 +92,9 @@ def test_a_connection_that_works_again_leaves_the_dashboard(client_for, operator
 
 
 def test_tenants_keep_their_home(client_for, tenant):
-    page = client_for(tenant).get(reverse("home")).content.decode()
-    assert "Welcome" in page and 'id="dashboard"' not in page
+    response = client_for(tenant).get(reverse("home"), follow=True)   # tenants go on to My VMs
+    page = response.content.decode()
+    assert "<h1>My VMs" in page and 'id="dashboard"' not in page
 
 
 # --- the VM page ---------------------------------------------------------------------
