@@ -2,19 +2,10 @@
 real ASGI server and a real qcluster worker over a temporary SQLite database and
 the simulator, with one user per role."""
 import os
-import shutil
-import subprocess
-import sys
 
 import pytest
 
-from ops.bench._worker_site import BASE_DIR, WorkerSite
-from ops.simproc import free_port, wait_for_port
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = BASE_DIR / "test-artifacts"
+from tests.e2e.live_site import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, live_site  # noqa: F401 - the tests import them from here
 PASSWORD = "e2e-Role-pw-1"
 USERS = {"olga": "operator", "adam": "admin", "tina": "tenant"}  # user name: role
 CREATE_USERS = """
@@ -27,39 +18,10 @@ for name, role in %r.items():
 
 @pytest.fixture
 def site():
-    from tests.conftest import start_sim
-
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    engine, server = start_sim(time_scale=0.15)  # a batch run of the demo takes several seconds
-    s = WorkerSite(engine, server, bound=2, workers=2, keep=bool(os.environ.get("E2E_KEEP")))
-    web = None
-    try:
-        s.manage(["shell", "-c", CREATE_USERS % (USERS, PASSWORD)])
-        port = free_port()
-        env = {**s.env, "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
-               "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-        log = open(os.path.join(s.tmp, "daphne.log"), "w")  # noqa: SIM115
-        web = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}",
-                                "--noreload", "--insecure"], env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port("127.0.0.1", port, 60, web)
-        s.start_cluster()
-        s.base_url = f"http://127.0.0.1:{port}"
+    with live_site(time_scale=0.15, setup=CREATE_USERS % (USERS, PASSWORD)) as s:  # a batch run takes several seconds
         yield s
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        for name in os.listdir(s.tmp):
-            if name.endswith(".log"):
-                shutil.copy(os.path.join(s.tmp, name), ARTIFACTS / f"e2e-{name}")
-        if web is not None:
-            web.terminate()
-            try:
-                web.wait(10)
-            except subprocess.TimeoutExpired:
-                web.kill()
-                web.wait(5)
-        s.close()
-        server.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """A live Slipway for the browser and API tests: a temporary SQLite database, the simulator
 in this process, a real ASGI server (daphne, through ``manage.py runserver``) and a real
-qcluster worker. ``with live_site() as site:`` gives ``site.base_url`` and ``site.manage``."""
+qcluster worker. ``with live_site() as site:`` gives ``site.base_url`` and ``site.manage``.
+Every browser and live-API test starts its site here (tests/e2e/conftest.py, test_tenant.py,
+test_api_live.py); ``setup`` is Python run with ``manage.py shell`` before the worker starts."""
 import contextlib
 import os
 import shutil
@@ -18,13 +20,15 @@ ARTIFACTS = Path(BASE_DIR) / "test-artifacts"
 
 
 @contextlib.contextmanager
-def live_site(time_scale: float, artifacts_prefix: str = "e2e-"):
+def live_site(time_scale: float, artifacts_prefix: str = "e2e-", bound: int = 2, setup: str = ""):
     from tests.conftest import start_sim
 
     engine, server = start_sim(time_scale=time_scale)
-    s = WorkerSite(engine, server, bound=2, workers=2, keep=bool(os.environ.get("E2E_KEEP")))
+    s = WorkerSite(engine, server, bound=bound, workers=2, keep=bool(os.environ.get("E2E_KEEP")))
     web = None
     try:
+        if setup:
+            s.manage(["shell", "-c", setup])
         port = free_port()
         env = {**s.env, "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
                "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost"}

@@ -3,17 +3,13 @@ the simulator: alice checkpoints a Gold VM (the replace warning, the live progre
 checkpoint without reloading), restores it with the confirmation; carol sees none of Contoso's VMs
 and gets a 404 for their URLs. Screenshots of My VMs and the VM page at 1400 and 390 px."""
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ops.bench._worker_site import BASE_DIR, WorkerSite
-from ops.simproc import free_port, wait_for_port
+from ops.bench._worker_site import BASE_DIR
 
-from tests.e2e.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.live_site import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, live_site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -32,39 +28,11 @@ cmd._tenancy()
 
 @pytest.fixture
 def site():
-    from tests.conftest import start_sim
-
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    engine, server = start_sim(time_scale=0.5)  # a checkpoint job of the demo takes 2 s: the bar is seen moving
-    s = WorkerSite(engine, server, bound=4, workers=2, keep=bool(os.environ.get("E2E_KEEP")))
-    web = None
-    try:
-        s.manage(["shell", "-c", TENANCY])
-        port = free_port()
-        env = {**s.env, "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
-               "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
-        log = open(os.path.join(s.tmp, "web.log"), "w")  # noqa: SIM115
-        web = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
-                               env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port("127.0.0.1", port, 60, web)
-        s.start_cluster()
-        s.base_url = f"http://127.0.0.1:{port}"
+    # a checkpoint job of the demo takes 2 s at this scale: the bar is seen moving
+    with live_site(time_scale=0.5, artifacts_prefix="e2e-tenant-", bound=4, setup=TENANCY) as s:
         yield s
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        for name in os.listdir(s.tmp):
-            if name.endswith(".log"):
-                shutil.copy(os.path.join(s.tmp, name), ARTIFACTS / f"e2e-tenant-{name}")
-        if web is not None:
-            web.terminate()
-            try:
-                web.wait(10)
-            except subprocess.TimeoutExpired:
-                web.kill()
-                web.wait(5)
-        s.close()
-        server.stop()
 
 
 def login(browser, site, username, width=1400, height=900):
