@@ -196,45 +196,36 @@ def _again_initial(request, rb) -> dict:
     return {k: v for k, v in before.params.items() if v is not None and v != ""}
 
 
-@requires("run.operate")
-@require_POST
-def run_cancel(request, pk):
+def _operate(request, pk, service: str, done: str):
+    """POST of an operator button on the run page: the service decides; the page says what happened."""
     run = _visible_run(request, pk)
     try:
-        _services().cancel_run(request.user, run)
+        getattr(_services(), service)(request.user, run)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
-        messages.success(request, f"Cancel requested: run {run.pk} stops after the current step, then cleans up.")
+        messages.success(request, done.format(run=run.pk))
     return redirect("ops:run", pk=run.pk)
+
+
+@requires("run.operate")
+@require_POST
+def run_cancel(request, pk):
+    return _operate(request, pk, "cancel_run", "Cancel requested: run {run} stops after the current step, then cleans up.")
 
 
 @requires("run.operate")
 @require_POST
 def run_abort(request, pk):
     """Give up a run in any state but ended: it undoes what it still can, then fails."""
-    run = _visible_run(request, pk)
-    try:
-        _services().abort_run(request.user, run)
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"Run {run.pk} aborted: it undoes what it still can, then fails naming what was left.")
-    return redirect("ops:run", pk=run.pk)
+    return _operate(request, pk, "abort_run", "Run {run} aborted: it undoes what it still can, then fails naming what was left.")
 
 
 @requires("run.operate")
 @require_POST
 def run_retry(request, pk):
     """A run waiting because a server could not be used: try again now."""
-    run = _visible_run(request, pk)
-    try:
-        _services().retry_run(request.user, run)
-    except ValidationError as exc:
-        messages.error(request, _error_text(exc))
-    else:
-        messages.success(request, f"Run {run.pk} tries its servers again.")
-    return redirect("ops:run", pk=run.pk)
+    return _operate(request, pk, "retry_run", "Run {run} tries its servers again.")
 
 
 STEP_ACTIONS = {"retry", "skip", "abort"}
