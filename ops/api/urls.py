@@ -3,12 +3,13 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from . import docs, runs
+from . import docs, runs, vms
 
 app_name = "api"
 
 router = SimpleRouter()
 router.register("runs", runs.RunViewSet, basename="run")
+router.register("vms", vms.VMViewSet, basename="vm")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
