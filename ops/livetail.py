@@ -23,6 +23,7 @@ import time
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db.models.fields.json import KeyTransform
 
 from .live import POKE_TYPE, run_group
 from .models import Run, RunEvent, Step
@@ -38,6 +39,7 @@ FULL_STEP_SCAN_SECONDS = 2.0
 GROUP_REJOIN_SECONDS = 3600.0  # channels-redis forgets group members after a day
 IDLE_POLL_SECONDS = 1.0  # a finished run is re-read less often (an operator may still retry a step)
 
+PHASES = KeyTransform("phases", KeyTransform("engine", "context"))  # the run's own phases, for its phase label
 RUN_FIELDS = ("id", "kind", "state", "phase", "progress", "message", "cancel_requested", "abort_requested", "started_at",
               "finished_at")
 STEP_FIELDS = ("id", "index", "phase", "action", "target", "compensation", "state", "progress", "attempts", "error", "job_id")
@@ -77,7 +79,7 @@ def run_dict(row) -> dict:
     out = dict(row)
     out["state_label"] = state_label(row["state"], row["cancel_requested"], row["abort_requested"])
     out["is_active"] = row["state"] in Run.ACTIVE_STATES
-    out["phase_label"] = phase_label(row["kind"], row["phase"], row["state"])
+    out["phase_label"] = phase_label(row["kind"], row["phase"], row["state"], out.pop("phases", None))
     out["started_at"] = _iso(row["started_at"])
     out["finished_at"] = _iso(row["finished_at"])
     return out
@@ -100,7 +102,7 @@ def fetch_events(run_id: int, after: int, upto: int | None = None, limit: int = 
 
 
 def fetch_run(run_id: int) -> dict | None:
-    row = Run.objects.filter(pk=run_id).values(*RUN_FIELDS).first()
+    row = Run.objects.filter(pk=run_id).annotate(phases=PHASES).values(*RUN_FIELDS, "phases").first()
     return run_dict(row) if row else None
 
 

@@ -22,6 +22,7 @@ that Slipway started run on one VMM server at once. A reservation found at
 the start of an increment belongs to a crashed attempt: its action runs again
 (it finds the checkpoint or the stopped VM and does not act twice).
 """
+import datetime as dt
 import logging
 import os
 import time
@@ -32,13 +33,13 @@ from django.utils import timezone
 
 from ..dbutil import update_rows
 from ..fabric import errors
-from ..inventory.refresh import refresh_run_targets
 from ..models import Run, ServerConnection, Step
 from ..runbooks import registry
-from ..runbooks.base import StepContext
-from . import lease
+from ..runbooks.base import StepContext, phases_of
+from . import lease, waits
 from .blocking import Blocking, pause_seconds  # noqa: F401 - re-exported for tests
 from .events import Event, emit_many
+from .junctions import Junctions
 from .steps import GROUP_WINDOW, RESERVED, TRANSIENT, StepWork, poll_seconds  # noqa: F401 - re-exported for tests
 
 log = logging.getLogger("slipway.engine")
@@ -106,7 +107,7 @@ def _advance(run_id: int, token: str) -> str:
         return engine.engine_error(exc)
 
 
-class Increment(Blocking, StepWork):
+class Increment(Blocking, StepWork, Junctions):
     def __init__(self, run_id, token):
         self.run_id = run_id
         self.token = token
@@ -123,18 +124,23 @@ class Increment(Blocking, StepWork):
         self.run = Run.objects.select_related("connection").get(pk=self.run_id)
         self.rb = registry.get(self.run.kind)
         self.eng = self.run.context.setdefault("engine", {})
+        self.phases = phases_of(self.run)
         return self.run
 
     def phase_obj(self, name):
-        return next(p for p in self.rb.phases if p.name == name)
+        return next(p for p in self.phases if p.name == name)
+
+    def other_connections(self) -> tuple[dict, dict]:
+        """The run's other connections by kind, as its runbook names them (``connection_params``):
+        kind -> ServerConnection or None (gone), and kind -> the name the run was started with."""
+        names = {kind: self.run.params.get(param) or "" for kind, param in self.rb.connection_params.items()}
+        for kind, name in names.items():
+            if name and (kind, name) not in self._conns:
+                self._conns[(kind, name)] = ServerConnection.objects.filter(kind=kind, name=name).first()
+        return {k: self._conns.get((k, n)) for k, n in names.items() if n}, names
 
     def scom_connection(self):
-        name = self.run.params.get("scom")
-        if not name:
-            return None
-        if name not in self._conns:
-            self._conns[name] = ServerConnection.objects.filter(kind="scom", name=name).first()
-        return self._conns[name]
+        return self.other_connections()[0].get("scom")
 
     def check_connections(self):
         """The VMM connection the run uses must still exist and be enabled: else it waits for the
@@ -150,9 +156,11 @@ class Increment(Blocking, StepWork):
     def ctx(self, step):
         """A step's context; every step of one increment shares ``cache``: what this increment
         read from the fabric (e.g. the poll's reading of the VMs serves the next steps' checks)."""
+        conns, names = self.other_connections()
         return StepContext(self.run.pk, self.run.params, self.run.context, step.pk, step.action, step.target,
-                           step.target_id, step.data, self.run.connection, self.scom_connection(), self.run.created_at,
-                           cache=self.shared, run_uid=str(self.run.uid), scom_name=self.run.params.get("scom") or "")
+                           step.target_id, step.data, self.run.connection, conns.get("scom"), self.run.created_at,
+                           cache=self.shared, run_uid=str(self.run.uid), scom_name=names.get("scom", ""),
+                           connections=conns, connection_names=names)
 
     def progress(self):
         total = self.rb.expected_steps(self.run) or 0
@@ -218,7 +226,7 @@ class Increment(Blocking, StepWork):
             self.commit(run_fields=fields, events=[Event("Run started" if first else "Run resumed")])
             return 0
         if not run.phase:
-            return self.begin_phase(self.rb.phases[0])
+            return self.begin_phase(self.next_phase(None))
         steps = list(run.steps.filter(phase=run.phase).order_by("index"))
         if (run.cancel_requested or run.abort_requested) and not self.eng.get("cancel_seen"):
             self.cancel_pending(steps)
@@ -233,9 +241,23 @@ class Increment(Blocking, StepWork):
             return self.junction(steps)
         if changed:
             return 0
-        if any(s.state == Step.State.RUNNING for s in steps):
+        if any(s.state == Step.State.RUNNING and not waits.is_waiting(s) for s in steps):
             return self.poll_delay
-        return min(0.5, self.next_retry(steps))
+        delay = self.next_retry(steps) if any(s.state == Step.State.PENDING for s in steps) else None
+        wait = waits.next_due_in(steps)
+        if wait is not None:
+            delay = wait if delay is None else min(delay, wait)
+            if delay > waits.HOLD_WORKER_SECONDS:
+                return self.rest_until(delay)
+        return min(0.5, delay if delay is not None else 0.5)
+
+    def rest_until(self, delay: float):
+        """Only waits are left, none due soon: give the worker back until the first is due (the reaper
+        hands the run to a worker then; an operator's cancel or abort wakes it at once)."""
+        with transaction.atomic():
+            lease.renew(self.run.pk, self.token)
+            lease.release(self.run.pk, self.token, until=timezone.now() + dt.timedelta(seconds=delay))
+        return None
 
     def next_retry(self, steps):
         now = time.time()
@@ -248,7 +270,7 @@ class Increment(Blocking, StepWork):
         changed = []
         if not phase.always and not self.eng.get("compensating"):
             for s in steps:
-                if s.state == Step.State.PENDING or (s.state == Step.State.RUNNING and s.job_id == RESERVED):
+                if s.state == Step.State.PENDING or (s.state == Step.State.RUNNING and s.job_id in (RESERVED, waits.WAIT)):
                     s.state, s.job_id, s.finished_at = Step.State.CANCELLED, "", timezone.now()
                     changed.append((s, ("state", "job_id", "finished_at")))
         running = sum(1 for s in steps if s.state == Step.State.RUNNING)
@@ -259,93 +281,3 @@ class Increment(Blocking, StepWork):
                     f"that does not end fails after the job timeout, {getattr(self.run.connection, 'job_timeout', 3600)} s)")
         self.commit(run_fields=["context"], steps=changed, events=[Event(msg, "warning")])
 
-    # -- junctions and the end -----------------------------------------------------------
-    def junction(self, steps):
-        run, eng = self.run, self.eng
-        phase = self.phase_obj(run.phase)
-        failed = [s for s in steps if s.state == Step.State.FAILED]
-        # with on_error=wait every failure waits for the operator, the clean-up phases' too (a VM not
-        # started again is the failure most worth a retry); not once the operator said stop or abort
-        waits = self.rb.on_error(run) == "wait" and not run.cancel_requested and not run.abort_requested and (
-            phase.always or not eng.get("failure"))
-        if failed and waits:
-            run.state = Run.State.WAITING
-            names = ", ".join(s.target for s in failed[:10])
-            steps = "1 step" if len(failed) == 1 else f"{len(failed)} steps"
-            msg = (f"Waiting for the operator: {steps} of '{phase.title}' failed ({names}): "
-                   f"{failed[0].error.rstrip('.')}. Retry or skip the failed steps, or abort the run.")
-            run.message = msg[:2000]
-            self.commit(run_fields=["state", "context", "message"], events=[Event(msg, "warning")], release=True,
-                        progress=False)
-            return None
-        if failed and not eng.get("failure"):
-            eng["failure"] = failed[0].error
-            eng["failed_targets"] = [s.target for s in failed]
-        stopping = bool(eng.get("failure")) or run.cancel_requested or run.abort_requested
-        names = [p.name for p in self.rb.phases]
-        rest = self.rb.phases[names.index(run.phase) + 1:]
-        notes = []
-        if stopping:
-            rest = [p for p in rest if p.always]
-            if rest and not eng.get("compensating"):
-                eng["compensating"] = True
-                why = "aborted" if run.abort_requested else "cancelled" if run.cancel_requested else "a step failed"
-                notes.append(Event(f"Compensation ({why}): " + ", then ".join(p.title for p in rest), "warning"))
-        return self.begin_phase(rest[0] if rest else None, notes)
-
-    def refresh_targets(self) -> list:
-        """Re-read the VMs the run acted on before it is final, so what a watcher reloads shows the result."""
-        try:
-            refresh_run_targets(self.run)
-        except errors.FabricError as exc:
-            return [Event(f"The VMs this run acted on could not be re-read; the next inventory sync shows them: {exc}",
-                          "warning")]
-        return []
-
-    def begin_phase(self, phase, notes=()):
-        run = self.run
-        if phase is None:
-            return self.finish(list(notes))
-        plan = self.rb.plan(phase, run)
-        base = (run.steps.order_by("-index").values_list("index", flat=True).first() or 0) + 1
-        comp = bool(self.eng.get("compensating"))
-        new = [Step(run=run, index=base + i, phase=phase.name, action=sp.action, target=sp.target[:255],
-                    target_id=sp.target_id, data=sp.data, compensation=comp) for i, sp in enumerate(plan.steps)]
-        run.phase = phase.name
-        k = [p.name for p in self.rb.phases].index(phase.name) + 1
-        events = list(notes) + [Event(f"Phase {k}/{len(self.rb.phases)}: {phase.title} — {len(new)} step{'' if len(new) == 1 else 's'}", "info",
-                                      data={"phase": phase.name, "steps": len(new)})]
-        events += [Event(msg, level) for level, msg in plan.notes]
-        self.commit(run_fields=["phase", "context"], new_steps=new, events=events)
-        return 0
-
-    def finish(self, notes):
-        run, eng = self.run, self.eng
-        notes = list(notes) + self.refresh_targets()
-        if run.abort_requested:
-            state = Run.State.FAILED
-        elif run.cancel_requested:
-            state = Run.State.CANCELLED
-        elif eng.get("failure"):
-            state = Run.State.FAILED
-        else:
-            state = Run.State.SUCCEEDED
-        run.state, run.finished_at = state, timezone.now()
-        steps = list(run.steps.order_by("index"))
-        run.message = self.rb.summarize(run, steps, state)
-        if run.abort_requested:
-            run.message = f"Aborted by {run.abort_by or 'the operator'}. {run.message}"
-        # a failure the operator chose to skip is not a success to keep quiet about
-        passed_over = [s for s in steps if s.state == Step.State.SKIPPED and s.result.get("errors")]
-        if passed_over:
-            names = ", ".join(f"{s.target} ({s.action})" for s in passed_over[:20])
-            run.message += f" Skipped by the operator after failing: {names}{' …' if len(passed_over) > 20 else ''}."
-        if state == Run.State.SUCCEEDED:
-            run.progress = 100
-        level = {"succeeded": "warning" if passed_over else "success", "cancelled": "warning"}.get(state, "error")
-        run.paused_since = run.next_try_at = None
-        self.commit(run_fields=["state", "finished_at", "message", "progress", "context", "phase", "paused_since",
-                                "next_try_at"],
-                    events=notes + [Event(run.message, level, data={"state": state, "final": True})],
-                    release=True, progress=False)
-        return None

@@ -15,7 +15,7 @@ from ..fabric import bulk, errors
 from ..fabric.session import session_for
 from ..models import Run, ServerConnection, Step
 from ..runbooks.base import Outcome
-from . import lease
+from . import lease, waits
 from .events import Event
 
 log = logging.getLogger("slipway.engine")
@@ -55,7 +55,7 @@ class StepWork:
         slots at once (``self.ended``): the next steps start before the ended ones are judged
         (``settle_ended``), so reading their results costs no slot time."""
         self.ended, self.imminent = [], None
-        inflight = [s for s in steps if s.state == Step.State.RUNNING and s.job_id not in ("", RESERVED)]
+        inflight = [s for s in steps if s.state == Step.State.RUNNING and s.job_id not in ("", RESERVED, waits.WAIT)]
         if not inflight:
             return False
         t = time.perf_counter()
@@ -147,6 +147,7 @@ class StepWork:
         orphans = [s for s in steps if s.state == Step.State.RUNNING and s.job_id == RESERVED]
         pending = [s for s in steps if s.state == Step.State.PENDING and s.data.get("retry_at", 0) <= now]
         syncs, batched = self.pick_syncs(pending)
+        due = waits.due(steps, now)  # steps waiting for a condition whose next look is due
         busy = {s.target_id for s in steps if s.state == Step.State.RUNNING and s.target_id}
         wanted = []
         for s in pending:
@@ -154,7 +155,7 @@ class StepWork:
                 wanted.append(s)
                 busy.add(s.target_id)
         granted = self.reserve(wanted) if wanted else []
-        singles = orphans + granted + syncs
+        singles = orphans + granted + syncs + due
         if not singles and not batched:
             return False
         t = time.perf_counter()
@@ -267,7 +268,7 @@ class StepWork:
             lease.renew(run.pk, self.token)
             conn = ServerConnection.objects.select_for_update().get(pk=run.connection_id)
             busy = (Step.objects.filter(run__connection_id=conn.pk, run__state__in=Run.ACTIVE_STATES,
-                                        state=Step.State.RUNNING).exclude(job_id="").count())
+                                        state=Step.State.RUNNING).exclude(job_id__in=("", waits.WAIT)).count())
             # jobs this increment saw end no longer run on the server: their slots are free
             busy -= len(getattr(self, "ended", ()))
             granted = wanted[:max(0, conn.max_concurrent_jobs - busy)]
@@ -285,9 +286,21 @@ class StepWork:
         data = {"step": s.pk, "target": s.target, "action": s.action, "phase": s.phase}
         fields = {"state", "job_id", "result", "error", "started_at", "finished_at", "progress", "data", "attempts"}
         s.result.update(outcome.result)
-        if outcome.context:
-            self.run.context.update(outcome.context)
+        if outcome.context:  # the runbook's own namespace; the engine's is run.context["engine"]
+            self.run.context.setdefault("runbook", {}).update(outcome.context)
             self.dirty = True
+        if outcome.kind == "wait":
+            failure = waits.apply_wait(s, outcome)
+            if failure is None:
+                updates.append((s, fields))
+                if s.data.pop("wait_news", False):
+                    events.append(Event(outcome.message, "info", s, data={**data, "state": s.state, "waiting": True}))
+                return
+            outcome = failure
+        elif s.job_id == waits.WAIT or "wait_since" in s.data:
+            waits.clear(s)
+        if outcome.kind == "failed" and self.auto_retry(s, outcome, updates, events, fields, data):
+            return
         level = outcome.level
         if outcome.kind == "done":
             s.state, s.finished_at, s.progress = Step.State.SUCCEEDED, now, 100
@@ -311,8 +324,25 @@ class StepWork:
         if outcome.kind == "failed":
             s.state, s.finished_at, s.error = Step.State.FAILED, now, outcome.message
             level = "error"
-        if s.job_id == RESERVED:
+        if s.job_id in (RESERVED, waits.WAIT):
             s.job_id = ""  # a final step's real job id stays for the record; only RUNNING ones count as in flight
         data["state"] = s.state
         updates.append((s, fields))
         events.append(Event(outcome.message, level, s, data=data))
+
+    def auto_retry(self, s, outcome, updates, events, fields, data) -> bool:
+        """A step planned with ``data['retries']`` tries again by itself (after ``retry_delay`` s)
+        before its failure counts; True when it will."""
+        allowed = int(s.data.get("retries") or 0)
+        used = int(s.data.get("retried") or 0)
+        if used >= allowed:
+            return False
+        delay = float(s.data.get("retry_delay", 5.0))
+        s.data.update(retried=used + 1, retry_at=time.time() + delay)
+        s.data.pop("later", None)
+        s.state, s.job_id, s.progress = Step.State.PENDING, "", 0
+        s.result.setdefault("errors", []).append(outcome.message)
+        updates.append((s, fields))
+        events.append(Event(f"{outcome.message.rstrip('.')}; trying again ({used + 1} of {allowed}) in {delay:.0f} s",
+                            "warning", s, data={**data, "state": s.state}))
+        return True

@@ -88,7 +88,7 @@ class Run(models.Model):
     def phase_label(self) -> str:
         from ..runbooks.registry import phase_label  # noqa: PLC0415 (runbooks import models)
 
-        return phase_label(self.kind, self.phase, self.state)
+        return phase_label(self.kind, self.phase, self.state, (self.context.get("engine") or {}).get("phases"))
 
 
 def state_label(state: str, cancel_requested: bool = False, abort_requested: bool = False) -> str:

@@ -31,9 +31,20 @@ from ..fabric.session import session_for
 
 @dataclasses.dataclass
 class Phase:
+    """A stage of a run. ``block`` groups the phases a runbook repeats per target (a patch run's
+    node): a failure inside a block runs that block's ``always`` phases (its compensation), then
+    ``Runbook.after_block_failure`` says whether the run goes on with the next block."""
     name: str
     title: str
     always: bool = False
+    block: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "title": self.title, "always": self.always, "block": self.block}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Phase":
+        return cls(d["name"], d["title"], bool(d.get("always")), d.get("block") or "")
 
 
 @dataclasses.dataclass
@@ -76,8 +87,17 @@ class Outcome:
         return cls("submit", message, "info", request=request)
 
     @classmethod
-    def failed(cls, error, result=None):
-        return cls("failed", str(error), "error", result or {})
+    def failed(cls, error, result=None, context=None):
+        return cls("failed", str(error), "error", result or {}, context or {})
+
+    @classmethod
+    def wait(cls, message, poll=5.0, deadline=None, result=None, context=None):
+        """The condition this step waits for does not hold yet: look again after ``poll`` seconds.
+        ``deadline`` (seconds after the step first waited) fails the step, with ``message``, once passed.
+        A waiting step holds no worker (ops/engine/waits.py)."""
+        out = cls("wait", message, "info", result or {}, context or {}, delay=float(poll))
+        out.request = deadline
+        return out
 
     @classmethod
     def skipped(cls, message, level="warning"):
@@ -95,7 +115,8 @@ class Prepared:
     connection: typing.Any  # the VMM ServerConnection
     title: str
     target_key: str
-    claims: list[str]  # ids of the VMs the run works on; two active runs of one kind never share one
+    claims: list[str]  # ids of the VMs the run works on; two active runs never share one
+    holds: list[str] = dataclasses.field(default_factory=list)  # "cluster:CLU-B", "host:hv-b01...": never shared either
 
 
 @dataclasses.dataclass
@@ -116,6 +137,28 @@ class StepContext:
     cache: dict = dataclasses.field(default_factory=dict)  # what ``Runbook.prefetch`` read for this increment
     run_uid: str = ""  # unique across installations and databases: the marker on what the run makes
     scom_name: str = ""  # the SCOM connection the run was started with (``params['scom']``)
+    connections: dict = dataclasses.field(default_factory=dict)  # kind -> ServerConnection (None: gone)
+    connection_names: dict = dataclasses.field(default_factory=dict)  # kind -> the name the run was started with
+
+    @property
+    def own(self) -> dict:
+        """The runbook's own data in the run (``run.context['runbook']``), read-only here."""
+        return self.context.get("runbook") or {}
+
+    def session(self, kind: str):
+        """The session of the run's connection of ``kind`` ("vmm", "scom", "configmgr"); a connection
+        deleted or disabled since the run started is a typed error naming it, never an AttributeError."""
+        if kind == "vmm":
+            return self.vmm
+        conn = self.connections.get(kind)
+        name = self.connection_names.get(kind) or "?"
+        if conn is None:
+            label = {"scom": "SCOM", "configmgr": "ConfigMgr"}.get(kind, kind)
+            raise errors.ConnectionUnusable(name, f"no {label} connection of that name exists any more", kind=kind)
+        if not conn.enabled:
+            raise errors.ConnectionUnusable(conn.name, "the connection is disabled; enable it, then retry the run",
+                                            kind=kind)
+        return session_for(conn)
 
     @property
     def vmm(self):
@@ -126,15 +169,23 @@ class StepContext:
 
     @property
     def scom(self):
-        """The SCOM session; a connection deleted or disabled since the run started is a typed
-        error naming it (the step fails or waits for the operator), never an AttributeError."""
-        if self.scom_connection is None:
-            raise errors.ConnectionUnusable(self.scom_name or "?", "no SCOM connection of that name exists any more",
-                                            kind="scom")
-        if not self.scom_connection.enabled:
-            raise errors.ConnectionUnusable(self.scom_connection.name, "the connection is disabled; enable it, then "
-                                            "retry the run", kind="scom")
-        return session_for(self.scom_connection)
+        """The SCOM session (``session('scom')``)."""
+        return self.session("scom")
+
+
+def phases_of(run) -> list[Phase]:
+    """The phases stored with a run when it started (ops/engine/executor.py), else its runbook's static list."""
+    stored = (run.context.get("engine") or {}).get("phases")
+    if stored:
+        return [Phase.from_dict(d) for d in stored]
+    from .registry import get  # noqa: PLC0415 (the registry imports every runbook, this module first)
+
+    return get(run.kind).make_phases(run)
+
+
+def own(run) -> dict:
+    """A runbook's own data in its run: ``run.context['runbook']`` (the engine keeps its own beside it)."""
+    return run.context.get("runbook") or {}
 
 
 class Runbook:
@@ -146,6 +197,18 @@ class Runbook:
     param_names: tuple[str, ...] = ()
     default_on_error = "compensate"
     done_messages: dict[str, str] = {}  # action -> message when its VMM job completed ({target}, {job})
+    # the other connections the steps use: kind -> the parameter that names it (the engine names none)
+    connection_params: dict[str, str] = {"scom": "scom"}
+
+    # -- the plan ------------------------------------------------------------------
+    def make_phases(self, run) -> list[Phase]:
+        """The run's phases, made once when it starts and stored with it (``phases_of``): a runbook
+        may repeat a block of phases per target, in an order chosen from its parameters."""
+        return list(self.phases)
+
+    def after_block_failure(self, run, block: str, failed_blocks: list[str]) -> str:
+        """A block failed (its compensation has been planned): "continue" with the next block, or "stop"."""
+        return "stop"
 
     # -- parameters ----------------------------------------------------------------
     def prepare(self, raw: dict, check_fabric: bool = True) -> Prepared:

@@ -17,7 +17,7 @@ from ..fabric.session import session_for
 from ..textcheck import hidden_characters
 from .base import (CUSTOM_PROPERTY, Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_choice, as_int,
                    OUTAGE_PARAM, cloud_named, connection_named, fabric_check, outage_minutes,
-                   reachable)
+                   own, reachable)
 
 MARKER = "[slipway-run:{run}]"  # {run} is the run's UUID (Run.uid): unique across installations and databases
 # a checkpoint counts as this run's only if VMM dated it after the run was created, give or take this
@@ -134,7 +134,7 @@ class BatchCheckpoint(Runbook):
 
     # -- planning ------------------------------------------------------------------
     def plan(self, phase, run):
-        ctx = run.context
+        ctx = own(run)
         vms = ctx.get("vms") or []
         running = [v for v in vms if v["id"] in set(ctx.get("running") or [])]
         scom_on = bool(run.params.get("scom"))
@@ -156,9 +156,10 @@ class BatchCheckpoint(Runbook):
         raise ValueError(phase.name)
 
     def expected_steps(self, run):
-        if "vms" not in run.context:
+        mine = own(run)
+        if "vms" not in mine:
             return None
-        n, r = len(run.context["vms"]), len(run.context.get("running") or [])
+        n, r = len(mine["vms"]), len(mine.get("running") or [])
         mm = 2 * r if run.params.get("scom") else 0
         return 1 + mm + r + n + r
 
@@ -188,7 +189,7 @@ class BatchCheckpoint(Runbook):
         cp_ids = [c.target_id for c in ctxs if c.action == "new-checkpoint" and c.target_id]
         if not ids and not cp_ids:
             return {}
-        s, have, size = ctxs[0].vmm, ctxs[0].cache, ctxs[0].context.get("fabric_vms")
+        s, have, size = ctxs[0].vmm, ctxs[0].cache, ctxs[0].own.get("fabric_vms")
         cache = {}
         vms = have.get("vms", {})
         if ids and not all(i.lower() in vms for i in ids):
@@ -201,14 +202,14 @@ class BatchCheckpoint(Runbook):
 
     @staticmethod
     def _batch_ids(c):
-        return [v["id"] for v in c.context.get("vms") or []]
+        return [v["id"] for v in c.own.get("vms") or []]
 
     def verify_ended(self, ctxs):
         """Ended jobs whose work shows in the fabric: the VM stopped / running, the checkpoint there."""
         if not ctxs:
             return {}
         any_ctx = next(iter(ctxs.values()))
-        s, size = any_ctx.vmm, any_ctx.context.get("fabric_vms")
+        s, size = any_ctx.vmm, any_ctx.own.get("fabric_vms")
         vm_ids = [c.target_id for c in ctxs.values() if c.action in ("stop-vm", "start-vm")]
         cp_ids = [c.target_id for c in ctxs.values() if c.action == "new-checkpoint"]
         # the engine judges ended jobs after starting the next steps, so this increment's
@@ -352,7 +353,7 @@ class BatchCheckpoint(Runbook):
         def not_ok(action):
             return [s for s in by.get(action, []) if s.state != "succeeded"]
 
-        n = len(run.context.get("vms") or [])
+        n = len(own(run).get("vms") or [])
         stopped = [s for s in ok("stop-vm") if not s.result.get("already")]
         parts = [f"checkpointed {len(ok('new-checkpoint'))} of {n} VMs"]
         if by.get("stop-vm"):
@@ -368,7 +369,7 @@ class BatchCheckpoint(Runbook):
         missing = []
         names = [s.target for s in not_ok("new-checkpoint")]
         if by.get("new-checkpoint") is None and n:
-            names = [v["name"] for v in run.context.get("vms", [])]
+            names = [v["name"] for v in own(run).get("vms", [])]
         if names:
             missing.append(f"no new checkpoint: {', '.join(names[:20])}{' …' if len(names) > 20 else ''}")
         # what the clean-up could not undo, each with its cause and what to do by hand

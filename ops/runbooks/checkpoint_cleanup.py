@@ -13,7 +13,7 @@ from ..fabric import bulk, vmm
 from ..fabric.session import session_for
 from .base import (Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,
                    OUTAGE_PARAM, cloud_named, connection_named, fabric_check, outage_minutes,
-                   reachable)
+                   own, reachable)
 
 
 def select(checkpoints, older_than_days=None, keep_newest=None, now=None):
@@ -100,12 +100,12 @@ class CheckpointCleanup(Runbook):
             return Plan([], [("info", "Dry run: nothing removed")])
         return Plan([StepSpec("remove-checkpoint", f"{c['vm_name']}: {c['name']}", c["vm_id"],
                               {"checkpoint_id": c["id"], "cmdlet": "Remove-SCVMCheckpoint", "vm": c["vm_name"]})
-                     for c in run.context.get("remove", [])])
+                     for c in own(run).get("remove", [])])
 
     def expected_steps(self, run):
-        if "remove" not in run.context:
+        if "remove" not in own(run):
             return None
-        return 1 + (0 if run.params.get("dry_run") else len(run.context["remove"]))
+        return 1 + (0 if run.params.get("dry_run") else len(own(run)["remove"]))
 
     def do_discover(self, c):
         p = c.params
@@ -142,7 +142,7 @@ class CheckpointCleanup(Runbook):
     def summarize(self, run, steps, outcome):
         removed = [s for s in steps if s.action == "remove-checkpoint" and s.state == "succeeded"]
         failed = [s for s in steps if s.action == "remove-checkpoint" and s.state == "failed"]
-        total = len(run.context.get("remove", []))
+        total = len(own(run).get("remove", []))
         if run.params.get("dry_run"):
             return f"Dry run: {total} checkpoints would be removed; nothing was changed."
         text = f"Removed {len(removed)} of {total} checkpoints"

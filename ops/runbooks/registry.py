@@ -37,13 +37,18 @@ for _rb in (VMCheckpoint(), VMRemoveCheckpoint(), VMRestore(), VMPower()):
     register(_rb)
 
 
-def phase_label(kind: str, phase: str, state: str = "") -> str:
-    """What the run page says of a run's phase: "3/6 Stop the running VMs"; "all 6 done" once it succeeded."""
-    rb = _REGISTRY.get(kind)
-    names = [p.name for p in rb.phases] if rb else []
+def phase_label(kind: str, phase: str, state: str = "", phases=None) -> str:
+    """What the run page says of a run's phase: "3/6 Stop the running VMs"; "all 6 done" once it
+    succeeded. ``phases``: the run's own (dicts, as stored in ``run.context['engine']['phases']``)."""
+    if phases:
+        rows = [(d["name"], d["title"]) for d in phases]
+    else:
+        rb = _REGISTRY.get(kind)
+        rows = [(p.name, p.title) for p in rb.phases] if rb else []
+    names = [n for n, _ in rows]
     if not phase or phase not in names:
         return phase or "—"
     if state == "succeeded":
         return f"all {len(names)} done"
     i = names.index(phase)
-    return f"{i + 1}/{len(names)} {rb.phases[i].title}"
+    return f"{i + 1}/{len(names)} {rows[i][1]}"

@@ -10,11 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import authz
-from ..engine import executor, lease
+from ..engine import executor, lease, waits
 from ..engine.events import emit
 from ..engine.reaper import ensure_reaper_schedule
 from ..models import Run, RunTarget, ServerConnection, Step, VirtualMachine
 from ..runbooks import registry
+from ..runbooks.base import phases_of
 from . import audit
 
 
@@ -61,12 +62,16 @@ def launch(user, kind, prep, schedule=None) -> Run:
         for other in Run.objects.filter(state__in=Run.ACTIVE_STATES, connection=prep.connection):
             _refuse_overlap(kind, prep, claims, other)
         token = lease.new_token()
+        context = {"claims": sorted(claims), "holds": sorted(set(prep.holds)), "engine": {}, "runbook": {}}
         run = Run.objects.create(
-            kind=kind, title=prep.title[:255], params=prep.params, context={"claims": sorted(claims), "engine": {}},
+            kind=kind, title=prep.title[:255], params=prep.params, context=context,
             connection=prep.connection, target_key=prep.target_key[:255], created_by=user if getattr(user, "pk", None) else None,
             schedule=schedule, lease_owner=token,
             lease_expires_at=timezone.now() + dt.timedelta(seconds=lease.lease_seconds()),
         )
+        # the plan is made when the run starts and kept with it (ops/engine/junctions.py)
+        run.context["engine"]["phases"] = [p.as_dict() for p in registry.get(kind).make_phases(run)]
+        run.save(update_fields=["context"])
         _record_targets(run, claims)
         by = f"schedule '{schedule.name}'" if schedule is not None else _who(user)
         emit(run, f"{prep.title} queued by {by}", data={"params": prep.params})
@@ -88,6 +93,12 @@ def _refuse_overlap(kind, prep, claims: set, other: Run) -> None:
     """Two runs that change the same VMs never run at once, whatever their runbooks (a clean-up
     would merge away the checkpoints a batch run is making). Runs that claim VMs are compared by
     VM; a run that claims none (a dry run changes nothing) conflicts only with its own double."""
+    held = set(prep.holds) & set(other.context.get("holds") or [])
+    if held:
+        names = ", ".join(sorted(h.split(":", 1)[1] for h in held)[:5])
+        raise RunConflict(f"Run {other.pk} ({other.title}) is still {other.get_state_display().lower()} and holds "
+                          f"{names}; no two runs drain or patch the same host or cluster at once: wait for it or "
+                          "cancel it", code="conflict", run_id=other.pk)
     theirs = set(other.context.get("claims") or [])
     if claims and theirs:
         shared = claims & theirs
@@ -196,8 +207,8 @@ def _steer_step(user, step, new_state, verb):
         step.finished_at = None if new_state == Step.State.PENDING else timezone.now()
         if new_state == Step.State.PENDING:
             step.error, step.job_id, step.progress = "", "", 0
-            step.data.pop("later", None)
-            step.data.pop("retry_at", None)
+            for key in ("later", "retry_at", "retried") + waits.KEYS:
+                step.data.pop(key, None)
         step.save()
         left = run.steps.filter(phase=run.phase, state=Step.State.FAILED).count()
         emit(run, f"{_who(user)} {verb} '{step}'" + (f"; {left} failed steps still wait" if left else ""), "info",
@@ -215,3 +226,36 @@ def retry_step(user, step):
 
 def skip_step(user, step):
     return _steer_step(user, step, Step.State.SKIPPED, "skipped")
+
+
+def skip_block(user, run) -> Run:
+    """A run waiting on a failed step of a block (a patch run's node): leave that block, unfinished,
+    and run its clean-up (the node is resumed unpatched and its VMs come home), then go on with the
+    next block. The failed steps are kept as skipped after failing; the outcome names the block."""
+    authz.require(user, "run.operate")
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        _active(run)
+        phase = next((p for p in phases_of(run) if p.name == run.phase), None)
+        if run.state != Run.State.WAITING or phase is None or not phase.block or phase.always:
+            raise ValidationError(f"run {run.pk} is not waiting on a failed step of a node; there is no node to skip",
+                                  code="state")
+        failed = list(run.steps.filter(phase=run.phase, state=Step.State.FAILED))
+        if not failed:
+            raise ValidationError(f"run {run.pk} waits on no failed step", code="state")
+        now = timezone.now()
+        for step in failed:
+            step.result.setdefault("errors", []).append(step.error)
+            step.state, step.finished_at = Step.State.SKIPPED, now
+            step.save(update_fields=["state", "finished_at", "result"])
+        eng = run.context.setdefault("engine", {})
+        for key in ("abandoned_blocks", "skipped_blocks"):
+            if phase.block not in eng.setdefault(key, []):
+                eng[key].append(phase.block)
+        eng.setdefault("block_errors", {})[phase.block] = failed[0].error
+        run.save(update_fields=["context"] + _resume(run))
+        emit(run, f"{_who(user)} skipped {phase.block}: it is resumed unpatched and its VMs come home; then the "
+                  "run goes on with the next", "warning", data={"block": phase.block})
+        audit.record(user, "run.skip_block", run, block=phase.block)
+        executor.wake(run.pk)
+    return run

@@ -96,7 +96,7 @@ def run_detail(request, pk):
     return render(request, "ops/runs/detail.html", {
         "nav": "runs", "run": run, "steps": steps, "groups": stepgroups.group_steps(run, steps),
         "vm_links": _vm_links(request, run, steps),
-        "phase_titles": stepgroups.phase_titles(run.kind), "step_states": Step.State.choices,
+        "phase_titles": stepgroups.phase_titles(run), "step_states": Step.State.choices,
         "events": events, "events_total": total,
         "events_cut": total > len(events), "last_seq": events[-1].seq if events else 0,
         "can_operate": allowed(request.user, "run.operate"),

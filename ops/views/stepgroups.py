@@ -25,9 +25,13 @@ class PhaseGroup:
         return any(s.state in ATTENTION for s in self.steps)
 
 
-def phase_titles(kind: str) -> dict[str, str]:
+def phase_titles(run) -> dict[str, str]:
+    """The run's own phases (made when it started), in order."""
+    stored = (run.context.get("engine") or {}).get("phases")
+    if stored:
+        return {d["name"]: d["title"] for d in stored}
     try:
-        rb = registry.get(kind)
+        rb = registry.get(run.kind)
     except Exception:  # noqa: BLE001 - a run of a runbook no longer registered still shows its steps
         return {}
     return {p.name: p.title for p in rb.phases}
@@ -35,7 +39,7 @@ def phase_titles(kind: str) -> dict[str, str]:
 
 def group_steps(run, steps) -> list[PhaseGroup]:
     """The run's steps by phase, in the runbook's phase order (phases it no longer declares last)."""
-    titles = phase_titles(run.kind)
+    titles = phase_titles(run)
     groups: dict[str, PhaseGroup] = {}
     for step in steps:
         if step.phase not in groups:
