@@ -293,7 +293,14 @@ class Runbook:
 
     def summarize(self, run, steps: list, outcome: str) -> str:
         done = sum(1 for s in steps if s.state == "succeeded")
-        return f"{run.title}: {outcome}; {done} of {len(steps)} steps succeeded."
+        text = f"{run.title}: {outcome}; {done} of {len(steps)} steps succeeded."
+        eng = run.context.get("engine") or {}
+        blocks = eng.get("block_errors") or {}
+        if blocks:
+            text += " " + "; ".join(f"{b}: {e.rstrip('.')}" for b, e in blocks.items()) + "."
+        elif eng.get("failure"):
+            text += f" First failure: {eng['failure'].rstrip('.')}."
+        return text
 
 
 # -- parameter helpers -------------------------------------------------------------------

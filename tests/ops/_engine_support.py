@@ -13,17 +13,27 @@ class Driver:
         self.queue = []
         monkeypatch.setattr(executor, "enqueue", lambda run_id, token: self.queue.append((run_id, token)))
 
-    def drive(self, until=None, timeout=60.0):
-        """Run queued tasks until the queue is empty (the run ended or waits) or ``until()`` is true."""
-        from ops.engine import tasks
+    def drive(self, until=None, timeout=60.0, rests=False):
+        """Run queued tasks until the queue is empty (the run ended or waits) or ``until()`` is true.
+        ``rests``: a run that gave its worker back while it waits (ops/engine/waits.py) is handed
+        to the next task by the reaper, as in production, instead of ending the drive."""
+        from ops.engine import reaper, tasks
+        from ops.models import Run
 
         deadline = time.monotonic() + timeout
-        while self.queue:
-            assert time.monotonic() < deadline, "the run did not finish in time"
-            run_id, token = self.queue.pop(0)
-            tasks.advance_run(run_id, token)
-            if until is not None and until():
+        while True:
+            while self.queue:
+                assert time.monotonic() < deadline, "the run did not finish in time"
+                run_id, token = self.queue.pop(0)
+                tasks.advance_run(run_id, token)
+                if until is not None and until():
+                    return
+            resting = rests and Run.objects.filter(state=Run.State.RUNNING, lease_owner="").exists()
+            if not resting:
                 return
+            assert time.monotonic() < deadline, "the run did not finish in time"
+            time.sleep(0.05)
+            reaper.reap(reschedule=False)
 
 
 @pytest.fixture
