@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from .base import Runbook
 from .batch_checkpoint import BatchCheckpoint
 from .checkpoint_cleanup import CheckpointCleanup
+from .patch_cluster import PatchCluster
 from .vm_actions import VMCheckpoint, VMPower, VMRemoveCheckpoint, VMRestore
 
 _REGISTRY: dict[str, Runbook] = {}
@@ -32,6 +33,7 @@ def all_runbooks() -> list[Runbook]:
 
 
 register(BatchCheckpoint())
+register(PatchCluster())
 register(CheckpointCleanup())
 for _rb in (VMCheckpoint(), VMRemoveCheckpoint(), VMRestore(), VMPower()):
     register(_rb)

@@ -1,0 +1,231 @@
+"""patch-cluster: patch a Hyper-V cluster one node at a time, without cutting anyone off.
+
+Per node, in order (a block of phases, ops/engine/junctions.py): record where every VM is;
+drain (SCOM maintenance on, ``Disable-SCVMHost -MoveWithinCluster``) and check nothing is left
+running but what the preflight said would be saved; enrol the node in the deployment's
+collection; follow its install; reboot when a restart is pending and wait for the host to
+answer again; check compliance and the node's consistency (volumes, network adapters against
+its own record and its peers); then, always (the block's compensation): ``Enable-SCVMHost``,
+bring every VM home (start what was saved, move each back), verify where each is, SCOM
+maintenance off, leave the collection. A node that comes back different keeps its VMs away.
+
+The run holds its cluster and every node (no other run drains or patches them) and claims
+every VM on them. The preflight (ops/patching/preflight.py) refuses a start with a blocker and
+needs the operator's confirmation, by name, of each VM the drain will save.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from ..fabric import configmgr as cm, errors
+from ..fabric.session import session_for
+from ..models import Run
+from ..patching import preflight
+from .base import (OUTAGE_PARAM, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,
+                   connection_named, fabric_check, outage_minutes, own)
+from .patch_steps import PatchSteps
+
+STAGES = [  # (stage, title, always)
+    ("record", "Record where every VM is", False),
+    ("drain", "Drain", False),
+    ("drained", "Check the node is empty", False),
+    ("enrol", "Enrol in the deployment's collection", False),
+    ("install", "Install updates", False),
+    ("reboot", "Reboot", False),
+    ("back", "Wait for the host to come back", False),
+    ("check", "Check compliance and consistency", False),
+    ("resume", "Resume the node", True),
+    ("return", "Bring every VM home", True),
+    ("verify", "Verify every VM is home", True),
+    ("leave", "Maintenance off, leave the collection", True),
+]
+HARDWARE = {"enrol", "install", "reboot"}  # deployment=none: drain, wait for the operator, resume
+
+
+def poll_seconds() -> float:
+    return float(getattr(settings, "SLIPWAY_PATCH_POLL_SECONDS", 5.0))
+
+
+class PatchCluster(PatchSteps, Runbook):
+    kind = "patch-cluster"
+    title = "Patch a cluster"
+    description = ("Patch a Hyper-V cluster node by node through ConfigMgr: drain, install, reboot, check, "
+                   "resume, and bring every VM back to its own node, verified.")
+    job_actions = {"drain", "reboot", "resume", "home"}
+    default_on_error = "wait"
+    connection_params = {"scom": "scom", "configmgr": "configmgr"}
+    done_messages = {"drain": "Drained {target}", "reboot": "Restart of {target} issued",
+                     "resume": "Resumed {target}", "home": "{target} is home"}
+    param_names = ("cluster", "order", "max_failed", "retries", "reboot_timeout", "non_ha", "move_stopped_ha",
+                   "failback", "deployment", "configmgr", "scom", "connection", "confirm", "outage_minutes")
+    params = [
+        {"name": "cluster", "label": "Cluster", "required": True, "help": "The host cluster to patch, e.g. CLU-B."},
+        {"name": "order", "label": "Node order", "help": "Comma-separated node names; empty: fewest running VMs first."},
+        {"name": "deployment", "label": "Update deployment", "help": "The ConfigMgr software update deployment; empty: "
+         "the only enabled one; none: hardware maintenance (drain, wait for the operator, resume)."},
+        {"name": "max_failed", "label": "Max failed nodes", "type": "int", "min": 1, "max": 64, "default": 1},
+        {"name": "retries", "label": "Retries per step", "type": "int", "min": 0, "max": 5, "default": 1},
+        {"name": "reboot_timeout", "label": "Reboot timeout (minutes)", "type": "int", "min": 1, "max": 600, "default": 30},
+        {"name": "non_ha", "label": "Running VMs that are not highly available", "default": "save", "choices": [
+            ("save", "Save them (as VMM does): their users are cut off"), ("skip-node", "Do not patch that node")]},
+        {"name": "move_stopped_ha", "label": "Move stopped HA VMs off first", "type": "bool"},
+        {"name": "failback", "label": "Failback", "default": "verified", "choices": [
+            ("verified", "Every VM back on its node, verified"), ("none", "Leave the VMs where the drain put them")]},
+        {"name": "confirm", "label": "Confirm the VMs that will be saved", "help": "Their names, comma-separated."},
+        {"name": "configmgr", "label": "ConfigMgr connection", "help": "Empty: the only enabled one."},
+        {"name": "scom", "label": "SCOM connection", "help": "Empty: the only enabled one; none: no SCOM maintenance."},
+        {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
+        OUTAGE_PARAM,
+    ]
+
+    # -- parameters ----------------------------------------------------------------
+    def prepare(self, raw, check_fabric=True):
+        self.check_names(raw)
+        bad = ParamErrors()
+        cluster = str(raw.get("cluster") or "").strip()
+        if not cluster:
+            bad.add("cluster is required (the host cluster to patch, e.g. cluster=CLU-B)")
+        order = [x.strip() for x in str(raw.get("order") or "").split(",") if x.strip()]
+        max_failed = bad.take(as_int, raw.get("max_failed"), "max_failed", minimum=1, maximum=64, default=1)
+        retries = bad.take(as_int, raw.get("retries"), "retries", minimum=0, maximum=5, default=1)
+        reboot = bad.take(as_int, raw.get("reboot_timeout"), "reboot_timeout", minimum=1, maximum=600, default=30)
+        non_ha = bad.take(as_choice, raw.get("non_ha"), "non_ha", ("save", "skip-node"), "save")
+        move_stopped = bad.take(as_bool, raw.get("move_stopped_ha"), "move_stopped_ha")
+        failback = bad.take(as_choice, raw.get("failback"), "failback", ("verified", "none"), "verified")
+        outage = bad.take(outage_minutes, raw)
+        confirm = [x.strip() for x in str(raw.get("confirm") or "").split(",") if x.strip()]
+        conn = bad.take(connection_named, raw.get("connection"), "vmm")
+        scom_conn = bad.take(connection_named, raw.get("scom"), "scom", required=False)
+        deployment = str(raw.get("deployment") or "").strip()
+        hardware = deployment.lower() == "none"
+        cm_conn = None if hardware else bad.take(connection_named, raw.get("configmgr"), "configmgr")
+        bad.raise_any()
+        if cm_conn is not None and not deployment:
+            deployment = self.default_deployment(cm_conn)
+        if hardware:
+            deployment = "none"
+        params = {"cluster": cluster, "order": order, "max_failed": max_failed, "retries": retries,
+                  "reboot_timeout": reboot, "non_ha": non_ha, "move_stopped_ha": move_stopped, "failback": failback,
+                  "deployment": deployment, "configmgr": cm_conn.name if cm_conn else "",
+                  "scom": scom_conn.name if scom_conn else "", "connection": conn.name, "confirm": confirm,
+                  "outage_minutes": outage}
+        if not check_fabric:
+            return Prepared(params, conn, f"Patch {cluster}", f"{conn.name}:cluster={cluster.lower()}", [],
+                            holds=[f"cluster:{cluster}"])
+        pf = self.preflight(conn, cm_conn, params)
+        params["cluster"] = pf.cluster
+        if pf.blockers:
+            raise ValidationError([f"cluster: {b}" if not b.startswith(("order:", "capacity:")) else b
+                                   for b in pf.blockers], code="blocked")
+        skipped = sorted({w["node"] for w in pf.warnings}) if non_ha == "skip-node" else []
+        warned = [w for w in pf.warnings if w["node"] not in skipped]
+        missing = [w for w in warned if w["vm"].lower() not in {c.lower() for c in confirm}]
+        if missing:
+            raise ValidationError("confirm: " + "; ".join(w["text"] for w in missing) + ". Confirm by name: confirm="
+                                  + ",".join(w["vm"] for w in warned), code="confirm")
+        params["order"] = [n for n in pf.order if preflight.short(n) not in skipped]
+        params["skipped_nodes"] = skipped
+        params["preflight"] = pf.as_dict()
+        claims = [v["id"] for n in pf.nodes for v in n.vms]
+        holds = [f"cluster:{pf.cluster}"] + [f"host:{n.name}" for n in pf.nodes]
+        return Prepared(params, conn, f"Patch {pf.cluster}", f"{conn.name}:cluster={pf.cluster.lower()}", claims,
+                        holds=holds)
+
+    def default_deployment(self, cm_conn) -> str:
+        deps = [d for d in fabric_check(lambda: cm.list_deployments(session_for(cm_conn)), "the deployments") if d.enabled]
+        if len(deps) != 1:
+            raise ValidationError(f"deployment: {cm_conn.name} has {len(deps)} enabled software update deployments "
+                                  f"({', '.join(d.name for d in deps) or 'none'}); name one with deployment=NAME, "
+                                  "or deployment=none for hardware maintenance", code="invalid")
+        return deps[0].name
+
+    def preflight(self, conn, cm_conn, params):
+        active = [(r.pk, r.title, r.context.get("holds"), r.context.get("claims"))
+                  for r in Run.objects.filter(state__in=Run.ACTIVE_STATES)]
+        try:
+            return preflight.run(conn, params["cluster"], cm_conn, params["deployment"], params["order"], active)
+        except errors.NotFound as exc:
+            what = "deployment" if "deployment" in exc.message else "cluster"
+            raise ValidationError(f"{what}: {exc}", code="invalid") from exc
+        except errors.FabricError as exc:
+            raise ValidationError(f"cannot check the cluster: {exc}", code="fabric") from exc
+
+    # -- the plan ------------------------------------------------------------------
+    def make_phases(self, run):
+        hardware = run.params.get("deployment") == "none"
+        out = []
+        for node in run.params.get("order") or []:
+            s = preflight.short(node)
+            for stage, title, always in STAGES:
+                if hardware and stage in HARDWARE:
+                    continue
+                if hardware and stage == "back":
+                    stage, title = "hold", "Wait for the operator (hardware maintenance)"
+                out.append(Phase(f"{stage}@{s}", f"{s}: {title}", always=always, block=f"node {s}"))
+        return out
+
+    def after_block_failure(self, run, block, failed_blocks):
+        return "continue" if len(failed_blocks) < int(run.params.get("max_failed") or 1) else "stop"
+
+    def expected_steps(self, run):
+        return None
+
+    def node_of(self, run, short_name):
+        return next(n for n in run.params["order"] if preflight.short(n) == short_name)
+
+    def plan(self, phase, run):
+        stage, _, s = phase.name.partition("@")
+        node = self.node_of(run, s)
+        retries = {"retries": int(run.params.get("retries") or 0), "retry_delay": poll_seconds()}
+        mine = own(run)
+        record = mine.get(f"record:{s}") or {}
+        if stage == "return":
+            if run.params.get("failback") == "none":
+                return Plan([], [("info", f"{s}: failback none: the VMs stay where the drain put them")])
+            if mine.get(f"different:{s}"):
+                return Plan([], [("warning", f"{s} came back different ({mine[f'different:{s}']}): its VMs stay "
+                                             "away; check the node, then move them home")])
+            vms = [v for v in record.get("vms", []) if v["ha"] or v["status"] == "Running"]
+            return Plan([StepSpec("home", v["name"], v["id"], {**retries, "node": node, "vm": v,
+                                                               "cmdlet": "Move-SCVirtualMachine"}) for v in vms])
+        if stage == "verify":
+            if run.params.get("failback") == "none" or mine.get(f"different:{s}") or not record:
+                return Plan([])
+        if stage == "drained" and not record:
+            return Plan([])
+        cmdlets = {"drain": "Disable-SCVMHost", "reboot": "Restart-SCVMHost", "resume": "Enable-SCVMHost"}
+        data = {"node": node, **({"cmdlet": cmdlets[stage]} if stage in cmdlets else {})}
+        if stage not in ("back", "hold", "resume"):
+            data.update(retries)
+        return Plan([StepSpec(stage.replace("return", "home"), node, node, data)])
+
+    # -- the outcome -----------------------------------------------------------------
+    def summarize(self, run, steps, outcome):
+        order = [preflight.short(n) for n in run.params.get("order") or []]
+        eng = run.context.get("engine") or {}
+        mine = own(run)
+        failed = [b.split(" ", 1)[1] for b in eng.get("failed_blocks") or []]
+        skipped = [b.split(" ", 1)[1] for b in eng.get("skipped_blocks") or []]
+        patched = [s for s in order if mine.get(f"patched:{s}") and s not in failed + skipped]
+        text = f"{run.title}: {outcome}; {len(patched)} of {len(order)} nodes patched"
+        if patched:
+            text += f" ({', '.join(patched)})"
+        text += "."
+        errors_by = eng.get("block_errors") or {}
+        for s in failed:
+            text += f" {s} failed: {errors_by.get('node ' + s, '').rstrip('.')}."
+        for s in skipped:
+            text += f" {s} skipped by the operator, not patched: {errors_by.get('node ' + s, '').rstrip('.')}."
+        if run.params.get("skipped_nodes"):
+            text += f" Not patched (running VMs that are not highly available): {', '.join(run.params['skipped_nodes'])}."
+        if eng.get("failure") and not failed:
+            text += f" First failure: {eng['failure'].rstrip('.')}."
+        stuck = [s for s in order if mine.get(f"maintenance:{s}")]
+        if stuck:
+            text += (" STILL IN MAINTENANCE: " + ", ".join(f"{s} ({mine[f'maintenance:{s}']})" for s in stuck)
+                     + ". Resume each in VMM (Enable-SCVMHost) once it is healthy, then bring its VMs home.")
+        away = [f"{s}: {', '.join(mine[f'away:{s}'])}" for s in order if mine.get(f"away:{s}")]
+        if away:
+            text += " VMs NOT HOME: " + "; ".join(away) + "."
+        return text

@@ -1,0 +1,251 @@
+"""The patch run's actions (``PatchCluster`` in ops/runbooks/patch_cluster.py mixes them in).
+
+Each reads the fabric's real state before it acts, so a worker killed at any point and the
+action run again does no harm: a node already disabled is not disabled twice, a VM already
+home is not moved, a member already in the collection is not added again. What an action
+learns goes back in ``Outcome.context`` (the run's ``context['runbook']``), keyed by node:
+``record:<node>`` (its VMs and facts before), ``patched:<node>``, ``different:<node>``,
+``maintenance:<node>`` (why it is still in maintenance), ``away:<node>`` (VMs not home).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from django.conf import settings
+
+from ..fabric import configmgr as cm, errors, scom, vmm, vmm_hosts
+from ..fabric.types import AdapterInfo, HostFacts, VolumeInfo
+from .base import Outcome
+
+
+def poll() -> float:
+    return float(getattr(settings, "SLIPWAY_PATCH_POLL_SECONDS", 5.0))
+
+
+def timeout_scale() -> float:
+    """Tests and benches run the simulator faster than real time: its minutes are shorter."""
+    return float(getattr(settings, "SLIPWAY_PATCH_TIMEOUT_SCALE", 1.0))
+
+
+def short(host: str) -> str:
+    return host.split(".")[0]
+
+
+def _facts_dict(f) -> dict:
+    return {"volumes": [dataclasses.asdict(v) for v in f.volumes], "adapters": [dataclasses.asdict(a) for a in f.adapters]}
+
+
+def _facts(d: dict, name: str):
+    return HostFacts(name, True, "Responding", False, [VolumeInfo(**v) for v in d.get("volumes", [])],
+                     [AdapterInfo(**a) for a in d.get("adapters", [])])
+
+
+def _hex(code: int) -> str:
+    return f"0x{code & 0xFFFFFFFF:08X}"
+
+
+class PatchSteps:
+    def _node(self, c):
+        return c.data["node"]
+
+    def _vms_on(self, c, node):
+        return [v for v in vmm.list_vms(c.vmm) if v.host_name.lower() in (node.lower(), short(node).lower())]
+
+    def _deployment(self, c):
+        return cm.get_deployment(c.session("configmgr"), name=c.params["deployment"])
+
+    # -- record, drain -----------------------------------------------------------------
+    def do_record(self, c):
+        node = self._node(c)
+        s = short(node)
+        mine = c.own.get(f"record:{s}")
+        if mine:   # recorded before a crash: the drain may have moved VMs since; keep the first record
+            return Outcome.done(f"{s}: placement already recorded ({len(mine['vms'])} VMs)")
+        facts = vmm_hosts.host_facts(c.vmm, node)
+        vms = [{"id": v.id, "name": v.name, "status": v.status, "ha": v.is_highly_available, "memory_mb": v.memory_mb}
+               for v in self._vms_on(c, node)]
+        running = sum(v["status"] == "Running" for v in vms)
+        return Outcome.done(f"{s}: recorded {len(vms)} VMs ({running} running), {len(facts.volumes)} volumes, "
+                            f"{len(facts.adapters)} network adapters",
+                            {"vms": len(vms)}, context={f"record:{s}": {"vms": vms, "facts": _facts_dict(facts)}})
+
+    def do_drain(self, c):
+        node = self._node(c)
+        if c.params.get("scom"):
+            ss = c.session("scom")
+            try:
+                if scom.get_maintenance(ss, node) is None:
+                    end = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=4)
+                    scom.start_maintenance(ss, node, end, "PlannedOperatingSystemReconfiguration",
+                                           f"Slipway run {c.run_id}: patching {short(node)}")
+            except errors.NotFound:
+                pass  # not monitored by SCOM: nothing to silence
+        facts = vmm_hosts.host_facts(c.vmm, node)
+        if facts.in_maintenance:
+            return Outcome.done(f"{short(node)} is already in maintenance in VMM (drained)")
+        return Outcome.started(vmm.disable_host(c.vmm, node, move_within_cluster=True),
+                               f"Draining {short(node)}: Disable-SCVMHost -MoveWithinCluster")
+
+    def do_drained(self, c):
+        node, s = self._node(c), short(self._node(c))
+        still = [v.name for v in self._vms_on(c, node) if v.status == "Running"]
+        if still:
+            return Outcome.failed(f"VMM server {c.connection.name}: {s} is not empty after the drain: "
+                                  f"{', '.join(still)} still running on it")
+        saved = [v["name"] for v in c.own.get(f"record:{s}", {}).get("vms", []) if not v["ha"] and v["status"] == "Running"]
+        tail = f"; saved (their users are cut off until {s} is back): {', '.join(saved)}" if saved else ""
+        return Outcome.done(f"{s} is empty: nothing running on it{tail}")
+
+    # -- ConfigMgr ---------------------------------------------------------------------
+    def do_enrol(self, c):
+        node, s = self._node(c), short(self._node(c))
+        cs = c.session("configmgr")
+        dep = self._deployment(c)
+        dev = cm.get_device(cs, node)
+        col = cm.get_collection(cs, dep.collection_id)
+        members = {d.resource_id for d in cm.list_devices(cs, col.name)}   # -CollectionName takes the name
+        if dev.resource_id in members:
+            cm.request_machine_policy(cs, dev)
+            return Outcome.done(f"{s} is a member of the deployment's collection; machine policy requested",
+                                {"resource_id": dev.resource_id})
+        cm.add_to_collection(cs, dep.collection_id, dev)   # a second rule for the same device is harmless
+        if not col.refreshing:
+            cm.refresh_collection(cs, dep.collection_id)
+        return Outcome.wait(f"{s}: waiting for collection {col.name} to take it in", poll(), deadline=3600)
+
+    def do_install(self, c):
+        node, s = self._node(c), short(self._node(c))
+        cs = c.session("configmgr")
+        dep = self._deployment(c)
+        dev = cm.get_device(cs, node)
+        st = cm.device_status(cs, dep, dev)
+        if st is not None and st.compliant:
+            return Outcome.done(f"{s}: compliant, nothing to install", context={f"restart:{s}": False})
+        if st is not None and st.pending_restart:
+            return Outcome.done(f"{s}: updates installed, restart pending", context={f"restart:{s}": True})
+        if st is not None and st.failed:
+            return Outcome.failed(f"ConfigMgr server {cs.settings.name}: the install on {s} failed: {st.description} "
+                                  f"(error {_hex(st.error_code)})", {"error_code": st.error_code})
+        if st is None or st.status == "Unknown":
+            cm.request_machine_policy(cs, dev)
+        what = st.description if st is not None else "not targeted yet"
+        return Outcome.wait(f"{s}: installing updates ({what})", poll(), deadline=6 * 3600)
+
+    def do_reboot(self, c):
+        node, s = self._node(c), short(self._node(c))
+        if c.own.get(f"restart:{s}") is False:
+            return Outcome.skipped(f"{s}: no restart needed", "info")
+        facts = vmm_hosts.host_facts(c.vmm, node)
+        if not facts.responding:
+            return Outcome.done(f"{s} is restarting")
+        cs = c.session("configmgr")
+        st = cm.device_status(cs, self._deployment(c), cm.get_device(cs, node))
+        if st is not None and not st.pending_restart:
+            return Outcome.done(f"{s}: restart already done ({st.description})")
+        return Outcome.started(vmm_hosts.restart_host(c.vmm, node), f"Restarting {s}")
+
+    def do_back(self, c):
+        node, s = self._node(c), short(self._node(c))
+        limit = 60 * int(c.params.get("reboot_timeout") or 30) * timeout_scale()
+        facts = vmm_hosts.host_facts(c.vmm, node)
+        online = True
+        if facts.responding and c.params.get("deployment") != "none":
+            online = cm.get_device(c.session("configmgr"), node).online
+        if facts.responding and online:
+            return Outcome.done(f"{s} is back: responding in VMM and ConfigMgr")
+        return Outcome.wait(f"VMM server {c.connection.name}: host {s} did not come back within "
+                            f"{int(c.params.get('reboot_timeout') or 30)} min: it is still {facts.communication_state}; it stays in maintenance",
+                            poll(), deadline=limit, context={f"maintenance:{s}": "it did not come back after its reboot"})
+
+    def do_hold(self, c):
+        s = short(self._node(c))
+        return Outcome.failed(f"{s} is drained for hardware maintenance: do the work, then retry this step "
+                              "to resume it (or skip the node)")
+
+    def do_check(self, c):
+        node, s = self._node(c), short(self._node(c))
+        problems = []
+        if c.params.get("deployment") != "none":
+            cs = c.session("configmgr")
+            dep = self._deployment(c)
+            left = cm.pending_updates(cs, dep, cm.get_device(cs, node))
+            if left:
+                problems.append(f"updates still applicable: {', '.join(u.article_id for u in left)}")
+        now = vmm_hosts.host_facts(c.vmm, node)
+        before = c.own.get(f"record:{s}", {}).get("facts")
+        different = vmm_hosts.differences(_facts(before, node), now) if before else []
+        peers = [p for p in c.params.get("order") or [] if p != node]
+        if peers and not different:
+            peer = vmm_hosts.host_facts(c.vmm, peers[0])
+            if peer.responding and (len(peer.volumes), len(peer.adapters)) != (len(now.volumes), len(now.adapters)):
+                different.append(f"{len(now.volumes)} volumes and {len(now.adapters)} network adapters, its peer "
+                                 f"{short(peers[0])} has {len(peer.volumes)} and {len(peer.adapters)}")
+        if different:
+            why = "; ".join(different)
+            return Outcome.failed(f"{s} came back different: {why}. Its VMs stay away until it is checked",
+                                  context={f"different:{s}": why})
+        if problems:
+            return Outcome.failed(f"{s}: {'; '.join(problems)}")
+        return Outcome.done(f"{s}: compliant, same volumes and network adapters as before",
+                            context={f"patched:{s}": True, f"different:{s}": ""})
+
+    # -- always: resume, home, verify, leave ---------------------------------------------
+    def do_resume(self, c):
+        node, s = self._node(c), short(self._node(c))
+        facts = vmm_hosts.host_facts(c.vmm, node)
+        if not facts.responding:
+            return Outcome.failed(f"VMM server {c.connection.name}: cannot resume {s}: it is {facts.communication_state}; "
+                                  "it stays in maintenance",
+                                  context={f"maintenance:{s}": f"{facts.communication_state} in VMM"})
+        if not facts.in_maintenance:
+            return Outcome.done(f"{s} is not in maintenance (resumed)", context={f"maintenance:{s}": ""})
+        job = vmm.enable_host(c.vmm, node)
+        return Outcome(kind="job", message=f"Resuming {s}: Enable-SCVMHost", level="info", result={"job_id": job.id},
+                       context={f"maintenance:{s}": ""}, job=job)
+
+    def do_home(self, c):
+        node, vm = c.data["node"], c.data["vm"]
+        now = vmm.get_vm(c.vmm, vm["id"])
+        here = now.host_name.lower() in (node.lower(), short(node).lower())
+        if not here and vm["ha"]:
+            return Outcome.started(vmm.move_vm(c.vmm, vm["id"], node, vm["name"]),
+                                   f"Moving {vm['name']} back to {short(node)}")
+        if here and vm["status"] == "Running" and now.status in ("Saved", "PowerOff", "Stopped"):
+            return Outcome.started(vmm.start_vm(c.vmm, vm["id"], vm["name"]), f"Starting {vm['name']} again on {short(node)}")
+        return Outcome.done(f"{vm['name']} is home on {short(node)} ({now.status})")
+
+    def do_verify(self, c):
+        node, s = self._node(c), short(self._node(c))
+        record = c.own.get(f"record:{s}", {}).get("vms", [])
+        now = {v.id.lower(): v for v in vmm.list_vms(c.vmm)}
+        away = []
+        for v in record:
+            if not (v["ha"] or v["status"] == "Running"):
+                continue
+            cur = now.get(v["id"].lower())
+            if cur is None or cur.host_name.lower() not in (node.lower(), s.lower()):
+                away.append(f"{v['name']} on {short(cur.host_name) if cur else 'nowhere'}")
+            elif v["status"] == "Running" and cur.status != "Running":
+                away.append(f"{v['name']} {cur.status}")
+        if away:
+            return Outcome.failed(f"{s}: not every VM is home: {', '.join(away)}", context={f"away:{s}": away})
+        return Outcome.done(f"{s}: every VM is home ({len(record)} VMs, as before)", context={f"away:{s}": []})
+
+    def do_leave(self, c):
+        node, s = self._node(c), short(self._node(c))
+        done = []
+        if c.params.get("deployment") not in ("none", ""):
+            cs = c.session("configmgr")
+            dep = self._deployment(c)
+            dev = cm.get_device(cs, node)
+            col = cm.get_collection(cs, dep.collection_id)
+            if dev.resource_id in {d.resource_id for d in cm.list_devices(cs, col.name)}:
+                cm.remove_from_collection(cs, dep.collection_id, dev)   # removing it twice is harmless
+                if not col.refreshing:
+                    cm.refresh_collection(cs, dep.collection_id)
+                return Outcome.wait(f"{s}: waiting for collection {col.name} to let it go", poll(), deadline=3600)
+        if c.params.get("scom") and not c.own.get(f"maintenance:{s}"):
+            if scom.stop_maintenance(c.session("scom"), node):
+                done.append("SCOM maintenance off")
+        return Outcome.done(f"{s}: {', '.join(done) or 'nothing left to undo'}")

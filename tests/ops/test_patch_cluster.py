@@ -1,0 +1,156 @@
+"""The patch-cluster runbook end to end through the real pypsrp client against the simulator
+(demo fabric, 100x faster, with VMM, SCOM and ConfigMgr): CLU-B is hv-b01..03; web06 (hv-b01)
+and app04 (hv-b02) run and are not highly available, so the drain saves them."""
+import pytest
+from django.core.exceptions import ValidationError
+
+from ops.fabric import configmgr as cm, scom
+from ops.fabric.session import session_for
+from ops.models import Run
+from ops.services import runs as run_service
+
+from ._engine_support import driver, events  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CONFIRM = "web06,app04"
+NODES = ("hv-b01", "hv-b02", "hv-b03")
+
+
+@pytest.fixture
+def patching(sim, configmgr, settings):
+    settings.SLIPWAY_PATCH_POLL_SECONDS = 0.1
+    settings.SLIPWAY_PATCH_TIMEOUT_SCALE = 0.01   # the simulator runs 100x faster: so do its minutes
+    return sim
+
+
+def placement(sim):
+    return {v["name"]: (v["host"].split(".")[0], v["status"]) for v in sim.state()["vms"]
+            if v["host"].split(".")[0] in NODES}
+
+
+def in_maintenance(sim):
+    return sorted(h["name"].split(".")[0] for h in sim.state()["hosts"] if h["maintenance"])
+
+
+def start(operator, **params):
+    return run_service.start_run(operator, "patch-cluster", {"cluster": "CLU-B", **params})
+
+
+class Watch:
+    """Looks at the fabric after every engine task: never two nodes of CLU-B in maintenance."""
+
+    def __init__(self, sim):
+        self.sim, self.most = sim, 0
+        self.seen = set()
+
+    def __call__(self):
+        now = [n for n in in_maintenance(self.sim) if n in NODES]
+        self.most = max(self.most, len(now))
+        self.seen.update(now)
+        return False
+
+
+def test_a_patch_run_patches_every_node_and_brings_every_vm_home(patching, operator, driver, configmgr):
+    before = placement(patching)
+    run = start(operator, confirm=CONFIRM)
+    assert run.params["order"][0].startswith("hv-b03"), "fewest running VMs first"
+    watch = Watch(patching)
+    driver.drive(until=watch, rests=True, timeout=300)
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert "3 of 3 nodes patched" in run.message
+    assert watch.most == 1 and watch.seen == set(NODES), "one node at a time, each of them once"
+    assert placement(patching) == before, "every VM back on its own node, in the state it was in"
+    c = session_for(configmgr)
+    dep = cm.get_deployment(c, name=run.params["deployment"])
+    for n in NODES:
+        assert cm.pending_updates(c, dep, cm.get_device(c, n + ".contoso.com")) == [], f"{n} is compliant"
+    assert cm.list_devices(c, cm.get_collection(c, dep.collection_id).name) == [], "every node left the collection"
+    assert all(scom.get_maintenance(session_for(patching.scom), n + ".contoso.com") is None for n in NODES)
+    log = events(run)
+    assert any("saved (their users are cut off until hv-b01 is back): web06" in e for e in log)
+
+
+def test_the_vms_the_drain_saves_must_be_confirmed_by_name(patching, operator):
+    with pytest.raises(ValidationError) as info:
+        start(operator, confirm="web06")
+    text = " ".join(info.value.messages)
+    assert "app04 on hv-b02 is not highly available: the drain saves it" in text and "FABRIKAM\\carol" in text
+    assert "confirm=web06,app04" in text
+    assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("params,expected", [
+    ({"cluster": "CLU-Z"}, "no host cluster is named CLU-Z (clusters: CLU-A, CLU-B)"),
+    ({"order": "hv-b01,hv-x9"}, "order: hv-x9 is not a node of CLU-B"),
+    ({"max_failed": "0"}, "max_failed must be at least 1"),
+    ({"non_ha": "drop"}, "non_ha must be one of save, skip-node"),
+    ({"deployment": "Nope; Remove-Item"}, "deployment:"),
+    ({"bogus": "1"}, "unknown parameter 'bogus'"),
+])
+def test_bad_parameters_are_refused_naming_them_and_nothing_starts(patching, operator, params, expected):
+    with pytest.raises(ValidationError) as info:
+        run_service.start_run(operator, "patch-cluster", {"cluster": "CLU-B", "confirm": CONFIRM, **params})
+    assert expected in " ".join(info.value.messages)
+    assert not Run.objects.exists()
+
+
+def test_a_second_patch_run_or_a_batch_checkpoint_of_its_vms_is_refused(patching, operator, driver):
+    first = start(operator, confirm=CONFIRM)
+    with pytest.raises(ValidationError, match=f"run {first.pk} \\(Patch CLU-B\\) holds CLU-B"):
+        start(operator, confirm=CONFIRM)
+    with pytest.raises(run_service.RunConflict, match=f"Run {first.pk} \\(Patch CLU-B\\)"):
+        run_service.start_run(operator, "batch-checkpoint", {"batch": "1"})
+    assert Run.objects.count() == 1
+
+
+def test_a_failed_install_waits_for_the_operator_who_skips_the_node(patching, operator, driver):
+    before = placement(patching)
+    patching.control({"op": "fault", "cmdlet": "Install-Update", "target": "KB5048661", "mode": "fail",
+                      "code": -2147024891})
+    run = start(operator, confirm=CONFIRM, order="hv-b01,hv-b02,hv-b03", retries="0")
+    driver.drive(rests=True, timeout=300)
+    run.refresh_from_db()
+    assert run.state == Run.State.WAITING, run.message
+    assert "the install on hv-b01 failed" in run.message and "0x80070005" in run.message
+    assert in_maintenance(patching) == ["hv-b01"]
+    patching.control({"op": "clear_faults"})
+    run_service.skip_block(operator, run)
+    driver.drive(rests=True, timeout=300)
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert "2 of 3 nodes patched (hv-b02, hv-b03)" in run.message
+    assert "hv-b01 skipped by the operator, not patched" in run.message
+    assert placement(patching) == before and in_maintenance(patching) == []
+
+
+def test_a_node_that_comes_back_different_keeps_its_vms_away(patching, operator, driver):
+    patching.control({"op": "fault", "cmdlet": "Host-Reboot", "target": "hv-b01", "mode": "lose_adapter",
+                      "adapter": "NIC2"})
+    run = start(operator, confirm=CONFIRM, order="hv-b01,hv-b02,hv-b03", retries="0")
+    driver.drive(rests=True, timeout=300)
+    run.refresh_from_db()
+    assert run.state == Run.State.WAITING, run.message
+    assert "hv-b01 came back different: network adapter NIC2 is missing" in run.message
+    away = placement(patching)
+    assert all(away[vm][0] != "hv-b01" for vm in ("web02", "file02", "web04", "file04")), away
+    run_service.skip_block(operator, run)
+    driver.drive(rests=True, timeout=300)
+    run.refresh_from_db()
+    assert all(placement(patching)[vm][0] != "hv-b01" for vm in ("web02", "file02")), "its VMs stay away"
+    assert any("hv-b01 came back different" in e and "its VMs stay away" in e for e in events(run))
+
+
+def test_a_host_that_does_not_come_back_is_named_in_maintenance_in_the_outcome(patching, operator, driver):
+    patching.control({"op": "fault", "cmdlet": "Host-Reboot", "target": "hv-b03", "mode": "hang"})
+    run = start(operator, confirm=CONFIRM, order="hv-b03,hv-b01,hv-b02", reboot_timeout="1")
+    driver.drive(rests=True, timeout=300)
+    run.refresh_from_db()
+    assert run.state == Run.State.WAITING, run.message
+    assert "host hv-b03 did not come back within 1 min" in run.message
+    run_service.abort_run(operator, run)
+    driver.drive(rests=True, timeout=300)
+    run.refresh_from_db()
+    assert run.state == Run.State.FAILED
+    assert "STILL IN MAINTENANCE: hv-b03" in run.message
+    assert in_maintenance(patching) == ["hv-b03"], "no other node was drained"
