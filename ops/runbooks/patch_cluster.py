@@ -80,7 +80,21 @@ class PatchCluster(PatchSteps, Runbook):
     ]
 
     # -- parameters ----------------------------------------------------------------
+    def preview(self, raw):
+        """The preflight for these parameters, read-only (the CLI's ``runbook preflight``, the page)."""
+        params, conn, cm_conn = self.clean(raw)
+        return self.preflight(conn, cm_conn, params)
+
     def prepare(self, raw, check_fabric=True):
+        params, conn, cm_conn = self.clean(raw)
+        cluster = params["cluster"]
+        if not check_fabric:
+            return Prepared(params, conn, f"Patch {cluster}", f"{conn.name}:cluster={cluster.lower()}", [],
+                            holds=[f"cluster:{cluster}"])
+        return self.checked(self.preflight(conn, cm_conn, params), params, conn)
+
+    def clean(self, raw):
+        """The parameters, cleaned (every bad one named at once), with the connections they name."""
         self.check_names(raw)
         bad = ParamErrors()
         cluster = str(raw.get("cluster") or "").strip()
@@ -110,10 +124,11 @@ class PatchCluster(PatchSteps, Runbook):
                   "deployment": deployment, "configmgr": cm_conn.name if cm_conn else "",
                   "scom": scom_conn.name if scom_conn else "", "connection": conn.name, "confirm": confirm,
                   "outage_minutes": outage}
-        if not check_fabric:
-            return Prepared(params, conn, f"Patch {cluster}", f"{conn.name}:cluster={cluster.lower()}", [],
-                            holds=[f"cluster:{cluster}"])
-        pf = self.preflight(conn, cm_conn, params)
+        return params, conn, cm_conn
+
+    def checked(self, pf, params, conn):
+        """The preflight's verdict: a blocker refuses the start; each VM the drain saves must be confirmed."""
+        non_ha, confirm = params["non_ha"], params["confirm"]
         params["cluster"] = pf.cluster
         if pf.blockers:
             raise ValidationError([f"cluster: {b}" if not b.startswith(("order:", "capacity:")) else b

@@ -154,3 +154,23 @@ def test_a_host_that_does_not_come_back_is_named_in_maintenance_in_the_outcome(p
     assert run.state == Run.State.FAILED
     assert "STILL IN MAINTENANCE: hv-b03" in run.message
     assert in_maintenance(patching) == ["hv-b03"], "no other node was drained"
+
+
+def test_the_command_line_prints_the_preflight_and_starts_only_with_confirm(patching, operator, capsys):
+    from django.core.management import CommandError, call_command
+
+    call_command("runbook", "preflight", "patch-cluster", "cluster=CLU-B")
+    out = capsys.readouterr().out
+    assert "Preflight of CLU-B (order: hv-b03, hv-b02, hv-b01; deployment: 2026-12 Hyper-V Hosts - Patch Window)" in out
+    assert "hv-b01: Responding; 8 VMs (7 running, 6 HA to move)" in out and "updates: KB5048661, KB5048811, KB5049614" in out
+    assert "WARNING: web06 on hv-b01 is not highly available" in out and "WARNING: app04 on hv-b02" in out
+    with pytest.raises(CommandError, match="2 warning\\(s\\) above: nothing was started; run it again with --confirm") as info:
+        call_command("runbook", "start", "patch-cluster", "cluster=CLU-B", "--user", "olga")
+    assert info.value.returncode == 2 and not Run.objects.exists()
+    assert "WARNING: web06" in capsys.readouterr().out, "the warnings are printed before the refusal"
+    call_command("runbook", "start", "patch-cluster", "cluster=CLU-B", "--user", "olga", "--confirm")
+    run = Run.objects.get()
+    assert run.params["confirm"] == ["web06", "app04"] and run.kind == "patch-cluster"
+    with pytest.raises(CommandError, match="no host cluster is named CLU-Q") as info:
+        call_command("runbook", "preflight", "patch-cluster", "cluster=CLU-Q")
+    assert info.value.returncode == 2

@@ -1,6 +1,8 @@
 """Runbooks from the command line, for operators and scripts.
 
-  manage.py runbook start KIND key=value ... [--follow] [--user NAME]
+  manage.py runbook start KIND key=value ... [--follow] [--user NAME] [--confirm]
+  manage.py runbook preflight patch-cluster cluster=NAME [key=value ...]   (read-only)
+  manage.py runbook skip-node RUN_ID [--user NAME]  (a patch run waiting on a failed node: resume it unpatched)
   manage.py runbook follow RUN_ID
   manage.py runbook list [--state S] [--kind K] [--limit N]
   manage.py runbook cancel RUN_ID [--user NAME]
@@ -9,8 +11,8 @@
   manage.py runbook abort RUN_ID [--user NAME]      (any run not yet ended: it undoes what it can, then fails)
 
 --user defaults to the only operator. Exit codes: 0 done (or, with --follow, the
-run succeeded); 1 the run failed or was cancelled; 2 bad input (nothing was
-created or changed); 3 (--follow) the run waits for the operator; 130 Ctrl-C
+run succeeded); 1 the run failed or was cancelled; 2 bad input, a preflight
+blocker, or warnings not confirmed with --confirm (nothing was created or changed); 3 (--follow) the run waits for the operator; 130 Ctrl-C
 while following (the run goes on).
 """
 import argparse
@@ -25,6 +27,7 @@ from django.db.models import Q
 
 from ... import authz
 from ...models import Run, RunEvent, RunSchedule, Step
+from ...patching.preflight import lines as preflight_lines
 from ...runbooks import registry
 from ...services import runs as run_service
 
@@ -66,6 +69,15 @@ class Command(BaseCommand):
         start.add_argument("params", nargs="*", metavar="key=value")
         start.add_argument("--follow", action="store_true", help="print the events until the run ends")
         start.add_argument("--user", help="operator to act as (default: the only operator)")
+        start.add_argument("--confirm", action="store_true",
+                           help="confirm the preflight's warnings printed before the start (the VMs a patch run saves)")
+        pre = sub.add_parser("preflight", help="what a run would do, read-only: runbook preflight patch-cluster cluster=CLU-B")
+        pre.add_argument("kind")
+        pre.add_argument("params", nargs="*", metavar="key=value")
+        skip_node = sub.add_parser("skip-node", help="a patch run waiting on a failed node: resume that node "
+                                                     "unpatched, bring its VMs home, go on with the next")
+        skip_node.add_argument("run_id", type=int)
+        skip_node.add_argument("--user")
         follow = sub.add_parser("follow", help="print a run's events until it ends")
         follow.add_argument("run_id", type=int)
         lst = sub.add_parser("list", help="list runs")
@@ -90,12 +102,12 @@ class Command(BaseCommand):
                                              "then fails, naming what was left undone")
         abort.add_argument("run_id", type=int)
         abort.add_argument("--user")
-        for p in (start, follow, lst, cancel, abort, *steer):
+        for p in (start, follow, lst, cancel, abort, pre, skip_node, *steer):
             p.add_argument("--poll", type=float, default=0.2, help=argparse.SUPPRESS)
 
     def handle(self, *args, **o):
         try:
-            return getattr(self, "do_" + o["action"])(o)
+            return getattr(self, "do_" + o["action"].replace("-", "_"))(o)
         except BrokenPipeError:   # `runbook list | head`: the reader left; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)   # 128 + SIGPIPE, as a shell tool that met a closed pipe
@@ -130,7 +142,7 @@ class Command(BaseCommand):
         return run
 
     # -- actions -------------------------------------------------------------------
-    def do_start(self, o):
+    def parse_params(self, o):
         params = {}
         for item in o["params"]:
             key, sep, value = item.partition("=")
@@ -140,7 +152,40 @@ class Command(BaseCommand):
                 raise CommandError(f"parameter {key.strip()!r} is given twice ({params[key.strip()]!r} and {value!r})",
                                    returncode=2)
             params[key.strip()] = value
+        return params
+
+    def print_preflight(self, kind, params):
+        """Print a runbook's preflight (those that have one); returns it, or None."""
+        rb = self.act(lambda _u, k: registry.get(k), None, kind)
+        if not hasattr(rb, "preview"):
+            return None
+        pf = self.act(lambda _u, p: rb.preview(p), None, params)
+        for line in preflight_lines(pf):
+            self.stdout.write(line)
+        return pf
+
+    def do_preflight(self, o):
+        params = self.parse_params(o)
+        pf = self.print_preflight(o["kind"], params)
+        if pf is None:
+            raise CommandError(f"runbook {o['kind']!r} has no preflight", returncode=2)
+        if pf.blockers:
+            raise CommandError(f"{len(pf.blockers)} blocker(s): a run would be refused", returncode=2)
+
+    def do_skip_node(self, o):
+        run = self.run_by_id(o["run_id"])
+        self.act(run_service.skip_block, self.user(o.get("user")), run)
+        self.stdout.write(f"run {run.pk}: the node is resumed unpatched and its VMs come home; then the next")
+
+    def do_start(self, o):
+        params = self.parse_params(o)
         user = self.user(o.get("user"))
+        pf = self.print_preflight(o["kind"], params)
+        if pf is not None and pf.warnings and "confirm" not in params:
+            if not o.get("confirm"):
+                raise CommandError(f"{len(pf.warnings)} warning(s) above: nothing was started; run it again with "
+                                   "--confirm to accept them", returncode=2)
+            params["confirm"] = ",".join(pf.warned_names())
         run = self.act(run_service.start_run, user, o["kind"], params)
         self.stdout.write(f"run {run.pk} queued: {run.title}")
         if o["follow"]:
