@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from .. import livetail
 from ..authz import allowed, requires, restrict
 from ..models import Run, Step, VirtualMachine
-from . import runforms, runtargets, stepgroups
+from . import runforms, runtargets, stepgroups, timeline
 
 PAGE_SIZE = 25
 LOG_RENDERED = 1000  # newest events rendered into the page; the socket sends the rest
@@ -100,6 +100,9 @@ def run_detail(request, pk):
         "events": events, "events_total": total,
         "events_cut": total > len(events), "last_seq": events[-1].seq if events else 0,
         "can_operate": allowed(request.user, "run.operate"),
+        "shown_params": [(k, v) for k, v in run.params.items() if k != "preflight"],
+        **({"timeline": timeline.build(run, steps), "timeline_colours": list(timeline.COLOURS.items())}
+           if run.kind == "patch-cluster" else {}),
         "progress": 100 if run.state == Run.State.SUCCEEDED else run.progress,
         "first_failed": next((s for s in steps if s.state in (Step.State.FAILED, Step.State.WAITING)), None)
         if run.state == Run.State.WAITING else None,
@@ -228,7 +231,7 @@ def run_retry(request, pk):
     return _operate(request, pk, "retry_run", "Run {run} tries its servers again.")
 
 
-STEP_ACTIONS = {"retry", "skip", "abort"}
+STEP_ACTIONS = {"retry", "skip", "skip-node", "abort"}
 
 
 @requires("run.operate")
@@ -238,12 +241,15 @@ def run_step_action(request, pk, step_pk):
     step = get_object_or_404(Step, run=run, pk=step_pk)
     action = request.POST.get("action", "")
     if action not in STEP_ACTIONS:
-        return _bad_request(f"Unknown action {action[:40]!r}; expected retry, skip or abort.")
+        return _bad_request(f"Unknown action {action[:40]!r}; expected retry, skip, skip-node or abort.")
     svc = _services()
     try:
         if action == "retry":
             svc.retry_step(request.user, step)
             done = f"Retrying step {step.index} ({step})."
+        elif action == "skip-node":
+            svc.skip_block(request.user, run)
+            done = f"Run {run.pk}: the node is resumed unpatched and its VMs come home; then the next node."
         elif action == "skip":
             svc.skip_step(request.user, step)
             done = f"Skipped step {step.index} ({step}); the run goes on."
@@ -257,6 +263,15 @@ def run_step_action(request, pk, step_pk):
     return redirect("ops:run", pk=run.pk)
 
 
+@requires("run.view")
+def timeline_view(request, pk):
+    """A patch run's timeline and node cards, as the run page shows them (it fetches this as it changes)."""
+    run = _visible_run(request, pk)
+    if run.kind != "patch-cluster":
+        raise Http404(f"Run {run.pk} is a {run.kind} run: only patch runs have a timeline.")
+    return render(request, "ops/runs/_timeline.html", {"run": run, "timeline": timeline.build(run)})
+
+
 urlpatterns = [
     path("runs/", run_list, name="runs"),
     path("runs/start/", run_start, name="run_start"),
@@ -266,4 +281,5 @@ urlpatterns = [
     path("runs/<int:pk>/abort/", run_abort, name="run_abort"),
     path("runs/<int:pk>/retry/", run_retry, name="run_retry"),
     path("runs/<int:pk>/steps/<int:step_pk>/action/", run_step_action, name="run_step_action"),
+    path("runs/<int:pk>/timeline/", timeline_view, name="run_timeline"),
 ]

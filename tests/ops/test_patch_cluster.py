@@ -3,6 +3,7 @@
 and app04 (hv-b02) run and are not highly available, so the drain saves them."""
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from ops.fabric import configmgr as cm, scom
 from ops.fabric.session import session_for
@@ -50,7 +51,7 @@ class Watch:
         return False
 
 
-def test_a_patch_run_patches_every_node_and_brings_every_vm_home(patching, operator, driver, configmgr):
+def test_a_patch_run_patches_every_node_and_brings_every_vm_home(patching, operator, driver, configmgr, client_for):
     before = placement(patching)
     run = start(operator, confirm=CONFIRM)
     assert run.params["order"][0].startswith("hv-b03"), "fewest running VMs first"
@@ -69,6 +70,11 @@ def test_a_patch_run_patches_every_node_and_brings_every_vm_home(patching, opera
     assert all(scom.get_maintenance(session_for(patching.scom), n + ".contoso.com") is None for n in NODES)
     log = events(run)
     assert any("saved (their users are cut off until hv-b01 is back): web06" in e for e in log)
+    page = client_for(operator).get(reverse("ops:run", args=[run.pk])).content.decode()
+    assert 'id="timeline"' in page and page.count('<g data-node="') == 3
+    svg = client_for(operator).get(reverse("ops:run_timeline", args=[run.pk])).content.decode()
+    assert svg.count('data-state="succeeded"') >= 3 * 10 and 'data-state="failed"' not in svg
+    assert "hv-b01: Drain — succeeded" in svg and "home, verified" in svg
 
 
 def test_the_vms_the_drain_saves_must_be_confirmed_by_name(patching, operator):
