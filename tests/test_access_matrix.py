@@ -65,6 +65,7 @@ EXPECT = {
     "ops:run_retry":           (("run",),        LOGIN,      403,         403,         403,         (405, 302)),
     "ops:run_step_action":     (("run", "step"), LOGIN,      403,         403,         403,         (405, 400)),
     # a patch run's timeline; "run" is a batch run, which has none (tests/ops/test_patch_cluster.py: a patch run's)
+    "ops:patch":               ((),              LOGIN,      403,         403,         403,         (200, 400)),
     "ops:run_timeline":        (("run",),        LOGIN,      404,         404,         404,         404),
     "ops:schedules":           ((),              LOGIN,      403,         403,         200,         200),
     "ops:schedule_new":        ((),              LOGIN,      403,         403,         403,         (200, 400)),

@@ -180,3 +180,18 @@ def test_the_command_line_prints_the_preflight_and_starts_only_with_confirm(patc
     with pytest.raises(CommandError, match="no host cluster is named CLU-Q") as info:
         call_command("runbook", "preflight", "patch-cluster", "cluster=CLU-Q")
     assert info.value.returncode == 2
+
+
+def test_the_preflight_page_starts_a_patch_only_with_each_saved_vm_ticked(patching, operator, client_for):
+    c = client_for(operator)
+    page = c.get(reverse("ops:patch"), {"cluster": "CLU-B"}).content.decode()
+    assert "Preflight of CLU-B" in page and 'data-confirm-vm="web06"' in page and 'data-confirm-vm="app04"' in page
+    resp = c.post(reverse("ops:patch"), {"cluster": "CLU-B", "confirm": ["web06"]})
+    assert resp.status_code == 400 and "app04 on hv-b02 is not highly available" in resp.content.decode()
+    assert not Run.objects.exists()
+    resp = c.post(reverse("ops:patch"), {"cluster": "CLU-Q'; $(x)"})
+    assert resp.status_code == 400 and "no host cluster is named CLU-Q&#x27;; $(x)" in resp.content.decode()
+    resp = c.post(reverse("ops:patch"), {"cluster": "CLU-B", "confirm": ["web06", "app04"]})
+    run = Run.objects.get()
+    assert resp.status_code == 302 and resp["Location"] == reverse("ops:run", args=[run.pk])
+    assert run.kind == "patch-cluster" and run.params["confirm"] == ["web06", "app04"]
