@@ -317,7 +317,10 @@ def test_session_auth_needs_the_csrf_token(operator, sim, monkeypatch):
 
 def test_operator_lists_runbooks_with_their_parameters(api, operator):
     body = api(operator).get("/api/v1/runbooks/").json()
-    assert body["count"] == 2
+    assert sorted(r["name"] for r in body["results"]) == ["batch-checkpoint", "checkpoint-cleanup", "patch-cluster"]
+    patch = next(r for r in body["results"] if r["name"] == "patch-cluster")
+    assert patch["params"][0]["name"] == "cluster" and patch["params"][0]["required"] is True
+    assert "confirm" in [p["name"] for p in patch["params"]]
     batch = next(r for r in body["results"] if r["name"] == "batch-checkpoint")
     names = [p["name"] for p in batch["params"]]
     assert names[0] == "batch" and batch["params"][0]["required"] is True and "on_error" in names

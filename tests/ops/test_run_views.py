@@ -164,7 +164,7 @@ def test_refusals_quoting_the_request_are_plain_text(client_for, operator, run):
     step = run.steps.get(index=1)
     resp = c.post(reverse("ops:run_step_action", args=[run.pk, step.pk]), {"action": attack})
     assert resp.status_code == 400 and resp["Content-Type"].startswith("text/plain")
-    assert "expected retry, skip or abort" in resp.content.decode()
+    assert "expected retry, skip, skip-node or abort" in resp.content.decode()
     step.refresh_from_db()
     assert step.state == Step.State.FAILED
 
