@@ -1,6 +1,6 @@
 """A throw-away Slipway site for benches and worker tests: a temporary SQLite
 database (migrated), a simulator in this process, connection rows pointing at
-it, an operator, and real ``manage.py qcluster`` processes (each in its own
+it, an operator, and real ``manage.py worker`` processes (each in its own
 process group, so it can be killed whole, like a crashed machine).
 
 Nothing here touches the database the calling process is configured with:
@@ -70,7 +70,7 @@ class WorkerSite:
 
     def start_cluster(self):
         log = open(os.path.join(self.tmp, f"qcluster-{len(self.clusters)}.log"), "w")
-        proc = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "qcluster"], env=self.env, cwd=BASE_DIR,
+        proc = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "worker"], env=self.env, cwd=BASE_DIR,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.clusters.append(proc)
         return proc

@@ -109,10 +109,10 @@ def test_a_background_demo_stops_on_a_signal(tmp_path, sig):
 
 def test_a_killed_worker_is_replaced_and_a_second_signal_does_not_abandon_the_children(tmp_path):
     with _running_demo(tmp_path) as (proc, port, sim_port):
-        worker = next(pid for pid, cmd in _children(proc.pid) if "qcluster" in cmd)
+        worker = next(pid for pid, cmd in _children(proc.pid) if "manage.py worker" in cmd)
         os.kill(worker, signal.SIGKILL)
         wait_until(lambda: "starting a new one" in _log(tmp_path), message="the dead worker is replaced")
-        wait_until(lambda: any("qcluster" in cmd for _, cmd in _children(proc.pid)), message="a new worker runs")
+        wait_until(lambda: any("manage.py worker" in cmd for _, cmd in _children(proc.pid)), message="a new worker runs")
         wait_until(lambda: not [pid for pid in _processes_of(tmp_path) if pid != proc.pid and _parent(pid) == 1],
                    message="the killed worker's cluster ends (no orphaned process)")
         proc.send_signal(signal.SIGTERM)

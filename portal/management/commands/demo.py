@@ -83,7 +83,7 @@ class Command(BaseCommand):
             self._sync()
             self._tenancy()
             manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
-            self.worker_cmd = manage + ["qcluster"]
+            self.worker_cmd = manage + ["worker"]   # qcluster that stops at any moment (ops/management/commands/worker.py)
             procs.append(self._start_worker())
             procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", opts["host"], "-p", str(opts["port"]),
                                            "portal.asgi:application"], cwd=settings.BASE_DIR))
@@ -138,7 +138,7 @@ class Command(BaseCommand):
                 if p.args == self.worker_cmd and restarts < 20:
                     restarts += 1
                     self.stdout.write(self.style.WARNING(
-                        f"The worker (qcluster) exited with code {p.returncode}; starting a new one. Runs it was "
+                        f"The worker exited with code {p.returncode}; starting a new one. Runs it was "
                         "advancing go on once their lease expires."))
                     self._stop_group(p)   # its sentinel and workers outlive a killed qcluster
                     procs[i] = self._start_worker()
