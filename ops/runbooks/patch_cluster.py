@@ -52,11 +52,12 @@ class PatchCluster(PatchSteps, Runbook):
     title = "Patch a cluster"
     description = ("Patch a Hyper-V cluster node by node through ConfigMgr: drain, install, reboot, check, "
                    "resume, and bring every VM back to its own node, verified.")
-    job_actions = {"drain", "reboot", "resume", "home"}
+    job_actions = {"drain", "park", "reboot", "resume", "home"}
     default_on_error = "wait"
     connection_params = {"scom": "scom", "configmgr": "configmgr"}
     done_messages = {"drain": "Drained {target}", "reboot": "Restart of {target} issued",
-                     "resume": "Resumed {target}", "home": "{target} is home"}
+                     "resume": "Resumed {target}", "home": "{target} is home",
+                     "park": "Moved {target} off its node"}
     param_names = ("cluster", "order", "max_failed", "retries", "reboot_timeout", "non_ha", "move_stopped_ha",
                    "failback", "deployment", "configmgr", "scom", "connection", "confirm", "outage_minutes")
     params = [
@@ -209,6 +210,11 @@ class PatchCluster(PatchSteps, Runbook):
                 return Plan([])
         if stage == "drained" and not record:
             return Plan([])
+        if stage == "drained" and run.params.get("move_stopped_ha"):
+            parked = [StepSpec("park", v["name"], v["id"], {**retries, "node": node, "vm": v,
+                                                            "cmdlet": "Move-SCVirtualMachine"})
+                      for v in record.get("vms", []) if v["ha"] and v["status"] != "Running"]
+            return Plan([StepSpec("drained", node, node, {"node": node, **retries}), *parked])
         cmdlets = {"drain": "Disable-SCVMHost", "reboot": "Restart-SCVMHost", "resume": "Enable-SCVMHost"}
         data = {"node": node, **({"cmdlet": cmdlets[stage]} if stage in cmdlets else {})}
         if stage not in ("back", "hold", "resume"):

@@ -97,6 +97,25 @@ class PatchSteps:
         tail = f"; saved (their users are cut off until {s} is back): {', '.join(saved)}" if saved else ""
         return Outcome.done(f"{s} is empty: nothing running on it{tail}")
 
+    def do_park(self, c):
+        """A stopped HA VM goes to the peer with the most memory free before its node goes down
+        (move_stopped_ha): started while its node reboots, it would have nowhere to run. The
+        return phase brings it home like every HA VM (``do_home``)."""
+        node, vm = c.data["node"], c.data["vm"]
+        now = vmm.get_vm(c.vmm, vm["id"])
+        if now.host_name.lower() not in (node.lower(), short(node).lower()):
+            return Outcome.done(f"{vm['name']} is already off {short(node)} (on {short(now.host_name)})")
+        hosts = vmm.list_hosts(c.vmm)
+        cluster = next((h.cluster_name for h in hosts if h.name.lower() == node.lower()), "")
+        peers = [h for h in hosts if h.cluster_name == cluster and h.name.lower() != node.lower()
+                 and not h.in_maintenance and h.communication_state == "Responding"]
+        if not peers:
+            return Outcome.failed(f"VMM server {c.connection.name}: no other node of {cluster} is up to take "
+                                  f"{vm['name']} (stopped, highly available) off {short(node)}")
+        dest = max(peers, key=lambda h: h.available_memory_mb)
+        return Outcome.started(vmm.move_vm(c.vmm, vm["id"], dest.name, vm["name"]),
+                               f"Moving {vm['name']} (stopped) off {short(node)} to {short(dest.name)}")
+
     # -- ConfigMgr ---------------------------------------------------------------------
     def do_enrol(self, c):
         node, s = self._node(c), short(self._node(c))

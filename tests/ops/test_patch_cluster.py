@@ -195,3 +195,39 @@ def test_the_preflight_page_starts_a_patch_only_with_each_saved_vm_ticked(patchi
     run = Run.objects.get()
     assert resp.status_code == 302 and resp["Location"] == reverse("ops:run", args=[run.pk])
     assert run.kind == "patch-cluster" and run.params["confirm"] == ["web06", "app04"]
+
+
+STOPPED_HA = {"build04": "hv-b03", "app06": "hv-b02", "sql06": "hv-b03"}
+
+
+class StoppedOnDownNode:
+    """After every engine task: the stopped HA VMs found on a node that is down (rebooting)."""
+
+    def __init__(self, sim):
+        self.sim, self.found, self.down = sim, set(), set()
+
+    def __call__(self):
+        hosts = self.sim.state()["patching"]["hosts"]
+        out = {h.split(".")[0] for h, facts in hosts.items() if not facts["responding"]}
+        self.down |= out
+        self.found.update(vm for vm, (host, _) in placement(self.sim).items() if vm in STOPPED_HA and host in out)
+        return False
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_stopped_ha_vms_leave_a_node_before_it_goes_down_only_when_asked(patching, operator, driver, move):
+    before = placement(patching)
+    assert {vm: before[vm] for vm in STOPPED_HA} == {vm: (n, "PowerOff") for vm, n in STOPPED_HA.items()}
+    run = start(operator, confirm=CONFIRM, move_stopped_ha="yes" if move else "no")
+    watch = StoppedOnDownNode(patching)
+    driver.drive(until=watch, rests=True, timeout=300)
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert watch.down == set(NODES), "each node was seen rebooting"
+    if move:
+        assert watch.found == set(), "no stopped HA VM stays on a node while it reboots"
+        log = events(run)
+        assert any("Moving sql06 (stopped) off hv-b03 to" in e for e in log)
+    else:
+        assert watch.found == set(STOPPED_HA), "the drain moves running VMs only: stopped ones stay on the node"
+    assert placement(patching) == before, "every VM back on its own node, in the state it was in"
