@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import audit, connections, fabric, patch, runs, schedules
+from .views import audit, connections, fabric, patch, patchreport, runs, schedules
 
 app_name = "ops"
 
@@ -21,4 +21,4 @@ urlpatterns = [
     # audit log
     path("audit/", audit.audit_list, name="audit"),
 ]
-urlpatterns += runs.urlpatterns + schedules.urlpatterns + patch.urlpatterns
+urlpatterns += runs.urlpatterns + schedules.urlpatterns + patch.urlpatterns + patchreport.urlpatterns

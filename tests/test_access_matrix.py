@@ -67,6 +67,8 @@ EXPECT = {
     # a patch run's timeline; "run" is a batch run, which has none (tests/ops/test_patch_cluster.py: a patch run's)
     "ops:patch":               ((),              LOGIN,      403,         403,         403,         (200, 400)),
     "ops:run_timeline":        (("run",),        LOGIN,      404,         404,         404,         404),
+    "ops:run_report":          (("run",),        LOGIN,      404,         404,         404,         404),
+    "ops:run_report_csv":      (("run",),        LOGIN,      404,         404,         404,         404),
     "ops:schedules":           ((),              LOGIN,      403,         403,         200,         200),
     "ops:schedule_new":        ((),              LOGIN,      403,         403,         403,         (200, 400)),
     "ops:schedule_edit":       (("schedule",),   LOGIN,      403,         403,         403,         (200, 400)),
@@ -92,6 +94,7 @@ EXPECT = {
     "api:run-list":            ((),              401,        (200, 403),  (200, 403),  (200, 403),  (200, 415)),
     "api:run-detail":          (("run",),        401,        (200, 405),  (404, 405),  (200, 405),  (200, 405)),
     "api:run-events":          (("run",),        401,        (200, 405),  (404, 405),  (200, 405),  (200, 405)),
+    "api:run-report":          (("run",),        401,        (404, 405),  (404, 405),  (404, 405),  (404, 405)),
     "api:vm-list":             ((),              401,        (200, 405),  (200, 405),  (200, 405),  (200, 405)),
     "api:vm-detail":           (("vm",),         401,        (200, 405),  (404, 405),  (200, 405),  (200, 405)),
     "api:run-cancel":          (("run",),        401,        (405, 403),  (405, 403),  (405, 403),         (405, 415)),

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from .. import livetail
 from ..authz import restrict
 from ..models import Run, Step
+from ..patching import report as patch_report
 from ..runbooks import registry
 from ..services import runs as run_services
 from . import serializers as s
@@ -140,6 +141,17 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if problem:
             raise exceptions.ValidationError({"after": [problem]})
         return Response(livetail.events_payload(run.pk, after))
+
+    @extend_schema(summary="A patch run's report (per node: result, updates with result codes, VMs moved and "
+                           "returned, saved VMs' downtime, reboot, left in maintenance); final once the run ended",
+                   responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def report(self, request, pk=None):
+        run = self.get_object()
+        refuse_unknown_query(request, set())
+        if run.kind != "patch-cluster":
+            raise exceptions.NotFound(f"Run {run.pk} is a {run.kind} run: only patch runs have a report.")
+        return Response(patch_report.build(run).as_dict())
 
     @run_action("Cancel a run (operators): it stops after the current steps, then cleans up")
     @action(detail=True, methods=["post"], filter_backends=[])

@@ -66,9 +66,31 @@ class PatchSteps:
         vms = [{"id": v.id, "name": v.name, "status": v.status, "ha": v.is_highly_available, "memory_mb": v.memory_mb}
                for v in self._vms_on(c, node)]
         running = sum(v["status"] == "Running" for v in vms)
+        needed = []
+        if c.params.get("deployment") != "none":   # what the report says of each update (ops/patching/report.py)
+            cs = c.session("configmgr")
+            needed = [{"ci_id": u.ci_id, "article_id": u.article_id, "title": u.title}
+                      for u in cm.pending_updates(cs, self._deployment(c), cm.get_device(cs, node))]
         return Outcome.done(f"{s}: recorded {len(vms)} VMs ({running} running), {len(facts.volumes)} volumes, "
-                            f"{len(facts.adapters)} network adapters",
-                            {"vms": len(vms)}, context={f"record:{s}": {"vms": vms, "facts": _facts_dict(facts)}})
+                            f"{len(facts.adapters)} network adapters, {len(needed)} updates needed",
+                            {"vms": len(vms)},
+                            context={f"record:{s}": {"vms": vms, "facts": _facts_dict(facts), "updates": needed}})
+
+    def _update_results(self, c, node) -> dict:
+        """Each update the node needed, as ConfigMgr now says it stands on the node (status and the
+        last install's error code): kept with the run for its report."""
+        s = short(node)
+        needed = c.own.get(f"record:{s}", {}).get("updates") or []
+        if not needed:
+            return {}
+        cs = c.session("configmgr")
+        states = cm.update_compliance(cs, cm.get_device(cs, node))
+        out = []
+        for u in needed:
+            st = states.get(u["ci_id"])
+            out.append({**u, "status": st.status if st else "Unknown", "error_code": st.error_code if st else 0,
+                        "pending_restart": bool(st and st.pending_restart)})
+        return {f"updates:{s}": out}
 
     def do_drain(self, c):
         node = self._node(c)
@@ -145,7 +167,8 @@ class PatchSteps:
             return Outcome.done(f"{s}: updates installed, restart pending", context={f"restart:{s}": True})
         if st is not None and st.failed:
             return Outcome.failed(f"ConfigMgr server {cs.settings.name}: the install on {s} failed: {st.description} "
-                                  f"(error {_hex(st.error_code)})", {"error_code": st.error_code})
+                                  f"(error {_hex(st.error_code)})", {"error_code": st.error_code},
+                                  context=self._update_results(c, node))
         if st is None or st.status == "Unknown":
             cm.request_machine_policy(cs, dev)
         what = st.description if st is not None else "not targeted yet"
@@ -191,6 +214,7 @@ class PatchSteps:
             left = cm.pending_updates(cs, dep, cm.get_device(cs, node))
             if left:
                 problems.append(f"updates still applicable: {', '.join(u.article_id for u in left)}")
+        results = self._update_results(c, node) if c.params.get("deployment") != "none" else {}
         now = vmm_hosts.host_facts(c.vmm, node)
         before = c.own.get(f"record:{s}", {}).get("facts")
         different = vmm_hosts.differences(_facts(before, node), now) if before else []
@@ -203,11 +227,11 @@ class PatchSteps:
         if different:
             why = "; ".join(different)
             return Outcome.failed(f"{s} came back different: {why}. Its VMs stay away until it is checked",
-                                  context={f"different:{s}": why})
+                                  context={f"different:{s}": why, **results})
         if problems:
-            return Outcome.failed(f"{s}: {'; '.join(problems)}")
+            return Outcome.failed(f"{s}: {'; '.join(problems)}", context=results)
         return Outcome.done(f"{s}: compliant, same volumes and network adapters as before",
-                            context={f"patched:{s}": True, f"different:{s}": ""})
+                            context={f"patched:{s}": True, f"different:{s}": "", **results})
 
     # -- always: resume, home, verify, leave ---------------------------------------------
     def do_resume(self, c):

@@ -110,13 +110,19 @@ def test_a_second_patch_run_or_a_batch_checkpoint_of_its_vms_is_refused(patching
     assert Run.objects.count() == 1
 
 
-def test_a_failed_install_waits_for_the_operator_who_skips_the_node(patching, operator, driver):
-    before = placement(patching)
+def run_with_a_failed_install(patching, operator, driver):
+    """A patch run whose first node's install fails with 0x80070005, driven until it waits for the operator."""
     patching.control({"op": "fault", "cmdlet": "Install-Update", "target": "KB5048661", "mode": "fail",
                       "code": -2147024891})
     run = start(operator, confirm=CONFIRM, order="hv-b01,hv-b02,hv-b03", retries="0")
     driver.drive(rests=True, timeout=300)
     run.refresh_from_db()
+    return run
+
+
+def test_a_failed_install_waits_for_the_operator_who_skips_the_node(patching, operator, driver):
+    before = placement(patching)
+    run = run_with_a_failed_install(patching, operator, driver)
     assert run.state == Run.State.WAITING, run.message
     assert "the install on hv-b01 failed" in run.message and "0x80070005" in run.message
     assert in_maintenance(patching) == ["hv-b01"]
