@@ -11,6 +11,7 @@ from ..authz import requires, restrict
 from ..forms import VMFilterForm
 from .. import vmfacts
 from ..models import Cloud, HostCluster, Run, ServerConnection, SyncRecord, VirtualMachine, VMHost
+from ..patching import holders
 from ..services import inventory
 
 
@@ -45,7 +46,7 @@ def clusters(request):
         host_count=Count("hosts", distinct=True),
         maintenance=Count("hosts", filter=Q(hosts__in_maintenance=True), distinct=True),
     )
-    hosts = _host_rows(_fabric(VMHost, user))
+    hosts = holders.flag(_host_rows(_fabric(VMHost, user)))
     by_cluster = {}
     for h in hosts:
         by_cluster.setdefault(h.cluster_id, []).append(h)
@@ -65,7 +66,7 @@ def clusters(request):
 @requires("fabric.view")
 def cluster_detail(request, pk):
     cluster = get_object_or_404(_fabric(HostCluster, request.user).select_related("connection"), pk=pk)
-    hosts = _host_rows(_fabric(VMHost, request.user).filter(cluster=cluster))
+    hosts = holders.flag(_host_rows(_fabric(VMHost, request.user).filter(cluster=cluster)))
     vms = _vms(request.user).filter(host__cluster=cluster).select_related("host", "cloud")
     return render(request, "ops/fabric/cluster.html", {"nav": "fabric", "cluster": cluster, "hosts": hosts, "vms": vms})
 
@@ -73,6 +74,7 @@ def cluster_detail(request, pk):
 @requires("fabric.view")
 def host_detail(request, pk):
     host = get_object_or_404(_fabric(VMHost, request.user).select_related("cluster", "connection"), pk=pk)
+    holders.flag([host])
     vms = _vms(request.user).filter(host=host).select_related("cloud")
     last_sync = SyncRecord.objects.filter(connection=host.connection, ok=True).order_by("-started_at").first()
     return render(request, "ops/fabric/host.html", {"nav": "fabric", "host": host, "vms": vms, "last_sync": last_sync})

@@ -7,7 +7,8 @@ from django.urls import reverse
 
 from ops.fabric import configmgr as cm, scom
 from ops.fabric.session import session_for
-from ops.models import Run
+from ops.inventory.sync import sync_connection
+from ops.models import Run, VMHost
 from ops.services import runs as run_service
 
 from ._engine_support import driver, events  # noqa: F401 - fixture
@@ -153,19 +154,36 @@ def test_a_node_that_comes_back_different_keeps_its_vms_away(patching, operator,
     assert any("hv-b01 came back different" in e and "its VMs stay away" in e for e in events(run))
 
 
-def test_a_host_that_does_not_come_back_is_named_in_maintenance_in_the_outcome(patching, operator, driver):
+def fabric_flag(client, sim, host_name):
+    """What the fabric pages say of a host after a sync: (clusters page, host page) text around the flag."""
+    assert sync_connection(sim.vmm).ok
+    host = VMHost.objects.get(name__istartswith=host_name + ".")
+    return (client.get(reverse("ops:clusters")).content.decode(),
+            client.get(reverse("ops:host", args=[host.pk])).content.decode())
+
+
+def test_a_host_that_does_not_come_back_is_named_in_maintenance_in_the_outcome(patching, operator, driver,
+                                                                               client_for):
     patching.control({"op": "fault", "cmdlet": "Host-Reboot", "target": "hv-b03", "mode": "hang"})
     run = start(operator, confirm=CONFIRM, order="hv-b03,hv-b01,hv-b02", reboot_timeout="1")
     driver.drive(rests=True, timeout=300)
     run.refresh_from_db()
     assert run.state == Run.State.WAITING, run.message
     assert "host hv-b03 did not come back within 1 min" in run.message
+    clusters, host = fabric_flag(client_for(operator), patching, "hv-b03")
+    assert f"being patched by run {run.pk}" in clusters and f"being patched by run {run.pk}" in host
     run_service.abort_run(operator, run)
     driver.drive(rests=True, timeout=300)
     run.refresh_from_db()
     assert run.state == Run.State.FAILED
     assert "STILL IN MAINTENANCE: hv-b03" in run.message
     assert in_maintenance(patching) == ["hv-b03"], "no other node was drained"
+    clusters, host = fabric_flag(client_for(operator), patching, "hv-b03")
+    why = run.context["runbook"]["maintenance:hv-b03"]
+    assert why and why in run.message
+    left = f"left in maintenance by run {run.pk}: {why}"
+    assert left in clusters and left in host and "Resume it in VMM (Enable-SCVMHost)" in host
+    assert clusters.count("data-maintenance-run") == 1, "only hv-b03 is flagged"
 
 
 def test_the_command_line_prints_the_preflight_and_starts_only_with_confirm(patching, operator, capsys):
