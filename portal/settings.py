@@ -166,6 +166,10 @@ else:
     Q_CLUSTER["orm"] = "default"
 SLIPWAY_LEASE_SECONDS = float(os.environ.get("SLIPWAY_LEASE_SECONDS", "8"))
 SLIPWAY_REAPER_SECONDS = float(os.environ.get("SLIPWAY_REAPER_SECONDS", "2"))
+# Patch runs (ops/runbooks/patch_steps.py): how often a waiting step looks again (a host back after its
+# reboot, a deployment's state), and a factor on their minutes (the simulator's time scale in tests and demos).
+SLIPWAY_PATCH_POLL_SECONDS = float(os.environ.get("SLIPWAY_PATCH_POLL_SECONDS", "5"))
+SLIPWAY_PATCH_TIMEOUT_SCALE = float(os.environ.get("SLIPWAY_PATCH_TIMEOUT_SCALE", "1"))
 # A task keeps its run's lease for up to this long, advancing it in small
 # committed increments, then hands it to the next task (see ops/engine/executor.py).
 SLIPWAY_ENGINE_SLICE_SECONDS = float(os.environ.get("SLIPWAY_ENGINE_SLICE_SECONDS", "8"))

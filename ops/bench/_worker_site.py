@@ -26,7 +26,7 @@ from django.contrib.auth import get_user_model
 from ops.models import ServerConnection
 from ops import roles
 cfg = json.loads(%r)
-for name, kind in (("vmm01", "vmm"), ("scom01", "scom")):
+for name, kind in (("vmm01", "vmm"), ("scom01", "scom"), ("cm01", "configmgr")):   # one simulator serves all three
     c = ServerConnection(name=name, kind=kind, host=cfg["host"], port=cfg["port"], use_https=False, auth="basic",
                          cert_validation=False, username=cfg["username"], operation_timeout=30,
                          max_concurrent_jobs=cfg["bound"])
