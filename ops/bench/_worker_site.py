@@ -9,6 +9,7 @@ parent only reads the file with ``sqlite3``.
 """
 import json
 import os
+import re
 import secrets
 import signal
 import sqlite3
@@ -66,7 +67,7 @@ class WorkerSite:
     def start_run(self, kind, **params):
         args = ["runbook", "start", kind, *(f"{k}={v}" for k, v in params.items()), "--user", "bench-operator"]
         out = self.manage(args).stdout
-        return int(out.split()[1])  # "run 5 queued: ..."
+        return int(re.search(r"^run (\d+) queued: ", out, re.M).group(1))   # after a preflight, if the runbook has one
 
     def start_cluster(self):
         log = open(os.path.join(self.tmp, f"qcluster-{len(self.clusters)}.log"), "w")

@@ -163,7 +163,14 @@ class Increment(Blocking, StepWork, Junctions):
                            connections=conns, connection_names=names)
 
     def progress(self):
-        total = self.rb.expected_steps(self.run) or 0
+        total = self.rb.expected_steps(self.run)
+        names = [p.name for p in self.phases]
+        if total is None and len(names) > 1 and self.run.phase in names:
+            # steps are planned phase by phase (a patch run's nodes): count phases, not the steps known so far
+            here = self.run.steps.filter(phase=self.run.phase)
+            planned, final = here.count(), here.filter(state__in=Step.FINAL_STATES).count()
+            return min(99, int(100 * (names.index(self.run.phase) + (final / planned if planned else 0)) / len(names)))
+        total = total or 0
         done = self.run.steps.filter(state__in=Step.FINAL_STATES).count()
         total = max(total, self.run.steps.count(), 1)
         return min(99, int(100 * done / total))

@@ -41,14 +41,17 @@ def start(operator, **params):
 class Watch:
     """Looks at the fabric after every engine task: never two nodes of CLU-B in maintenance."""
 
-    def __init__(self, sim):
-        self.sim, self.most = sim, 0
-        self.seen = set()
+    def __init__(self, sim, run=None):
+        self.sim, self.most, self.run = sim, 0, run
+        self.seen, self.progress = set(), []
 
     def __call__(self):
         now = [n for n in in_maintenance(self.sim) if n in NODES]
         self.most = max(self.most, len(now))
         self.seen.update(now)
+        if self.run is not None:
+            r = Run.objects.get(pk=self.run.pk)
+            self.progress.append((r.phase, r.progress))
         return False
 
 
@@ -56,11 +59,16 @@ def test_a_patch_run_patches_every_node_and_brings_every_vm_home(patching, opera
     before = placement(patching)
     run = start(operator, confirm=CONFIRM)
     assert run.params["order"][0].startswith("hv-b03"), "fewest running VMs first"
-    watch = Watch(patching)
+    watch = Watch(patching, run)
     driver.drive(until=watch, rests=True, timeout=300)
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED, run.message
     assert "3 of 3 nodes patched" in run.message
+    phases = [p["name"] for p in run.context["engine"]["phases"]]
+    for phase, progress in watch.progress:   # the bar says how far through the plan, never further
+        if phase in phases:
+            assert progress <= 100 * (phases.index(phase) + 1) / len(phases), (phase, progress)
+    assert [p for _, p in watch.progress] == sorted(p for _, p in watch.progress) and run.progress == 100
     assert watch.most == 1 and watch.seen == set(NODES), "one node at a time, each of them once"
     assert placement(patching) == before, "every VM back on its own node, in the state it was in"
     c = session_for(configmgr)
