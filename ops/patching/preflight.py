@@ -170,6 +170,6 @@ def lines(p: Preflight) -> list[str]:
                    f"({running} running, {len(n.running_ha)} HA to move); updates: {kbs}")
     out += [f"  BLOCKER: {b}" for b in p.blockers]
     out += [f"  WARNING: {w['text']}" for w in p.warnings]
-    out += [f"  note: stopped HA VM {s['vm']} stays on {s['node']} while it is patched" for s in p.stopped_ha]
+    out += [f"  note: stopped HA VM {s['vm']} stays on {s['node']} while it is patched unless move_stopped_ha=true" for s in p.stopped_ha]
     out += [f"  note: {x}" for x in p.notes]
     return out
