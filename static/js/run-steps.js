@@ -66,6 +66,8 @@
     });
     shown.hidden = !filtering;
     shown.textContent = visible + " of " + total + " steps shown";
+    var count = root.querySelector("[data-steps-total]");   // steps appear as the run plans its phases
+    if (count) count.textContent = String(total);
   }
 
   groups.addEventListener("toggle", function (ev) {

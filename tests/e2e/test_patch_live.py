@@ -83,6 +83,8 @@ def test_operator_patches_clu_b_from_the_preflight_page_and_watches_it_live(patc
     svg = "document.querySelector('svg.timeline').querySelectorAll('rect[data-state]').length"
     page.wait_for_function(f"() => {svg} === {second.evaluate(svg)}", timeout=30_000)
     assert cards(second) == cards(page), "the second browser sees the same timeline"
+    steps = patch_site.query("select count(*) from ops_step where run_id = ?", run_id)[0][0]
+    assert page.inner_text("[data-steps-total]").strip() == str(steps), "the step count follows the steps that appear"
     state, message = patch_site.query("select state, message from ops_run where id = ?", run_id)[0]
     assert state == "succeeded" and "3 of 3 nodes patched" in message, message
     page.screenshot(path=str(ARTIFACTS / "patch-live-done.png"), full_page=True)
