@@ -130,7 +130,7 @@ def run(conn, cluster: str, cm_conn=None, deployment: str = "", order: list | No
             blockers.append(f"node {n.short} is already in maintenance: resume it (or find out why it is) first")
     capacity(nodes, names)
     blockers += [f"capacity: {n.capacity_note}" for n in nodes if not n.capacity_ok]
-    for n in nodes:
+    for n in (n for n in nodes if n.name in names):   # a node left out of the order is not drained
         for v in n.vms:
             if not v["ha"] and v["status"] == "Running":
                 who = ", ".join(x for x in (v["owner"], v["user_role"]) if x) or "no owner recorded"

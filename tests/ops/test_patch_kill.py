@@ -1,0 +1,50 @@
+"""A real worker (its whole process group, like a crashed machine) SIGKILLed in each phase of a node's
+patch, then a new one started: the run completes, every VM is back on its own node in the state it was
+in, and no host is left in maintenance (ops/engine/lease.py, reaper.py; ops/runbooks/patch_steps.py
+reads the fabric before each action, so a step done again after the crash does no harm)."""
+import pytest
+
+from ops.bench._worker_site import WorkerSite
+
+pytestmark = pytest.mark.slow
+NODE = "hv-b01"   # 8 VMs, web06 not highly available: the drain saves it
+
+
+def placement(engine):
+    return {v["name"]: (v["host"].split(".")[0], v["status"]) for v in engine.control({"op": "state"})["vms"]
+            if v["host"].startswith("hv-b")}
+
+
+def in_maintenance(engine):
+    return [h["name"] for h in engine.control({"op": "state"})["hosts"] if h["maintenance"]]
+
+
+@pytest.mark.parametrize("phase", ["drain", "install", "back", "return"])
+def test_a_worker_killed_in_each_phase_of_a_node_leaves_a_run_that_completes_with_every_vm_home(monkeypatch, phase):
+    from tests.conftest import start_sim
+
+    monkeypatch.setenv("SLIPWAY_PATCH_POLL_SECONDS", "0.1")
+    monkeypatch.setenv("SLIPWAY_PATCH_TIMEOUT_SCALE", "0.02")
+    engine, server = start_sim(time_scale=0.02)
+    site = WorkerSite(engine, server, bound=4, workers=2, lease_seconds=3)
+    try:
+        before = placement(engine)
+        first = site.start_cluster()
+        run_id = site.start_run("patch-cluster", cluster="CLU-B", order=NODE, confirm="web06")
+        site.wait_for(lambda: site.query("select phase from ops_run where id = ?", run_id)[0][0] == f"{phase}@{NODE}"
+                      or site.run_row(run_id)["state"] not in ("queued", "running"), timeout=120, interval=0.02)
+        assert site.query("select phase from ops_run where id = ?", run_id)[0][0] == f"{phase}@{NODE}", \
+            site.run_row(run_id)
+        site.kill_cluster(first)
+        assert site.run_row(run_id)["state"] == "running"
+        site.start_cluster()
+        row = site.wait_final(run_id, timeout=240)
+        assert row["state"] == "succeeded", row["message"]
+        assert "1 of 1 nodes patched" in row["message"]
+        assert placement(engine) == before, "every VM back on its own node, in the state it was in"
+        assert in_maintenance(engine) == []
+        patching = engine.control({"op": "state"})["patching"]["hosts"]
+        assert next(v for h, v in patching.items() if h.startswith(NODE))["pending_updates"] == []
+    finally:
+        site.close()
+        server.stop()
