@@ -221,10 +221,32 @@ def refusal(name: str, obj=None) -> str:
     return f"Only {who_may(name)} {act.what}."
 
 
+NEEDS = {"vm.checkpoint": "making checkpoints", "vm.restore": "restoring checkpoints", "vm.power": "power actions"}
+
+
+def _tenant_reason(user, name: str, vm) -> str:
+    """Why a tenant who sees ``vm`` may not ``name`` it: the subscription is suspended, or its plan says no."""
+    sub = (_subscriptions(user, "vm.view").filter(user_role_id=vm.user_role_id, plan__connection_id=vm.connection_id)
+           .select_related("plan").first())
+    if sub is None:
+        return ""
+    if sub.state != ACTIVE:
+        return (f"Subscription {sub.name} is suspended: its members can see {vm.name} but not act on it. "
+                "Ask your administrator.")
+    if name in ("vm.checkpoint", "vm.restore"):
+        label = CheckpointPermission(sub.checkpoint_permission).label
+        return (f"The plan of subscription {sub.name} ({sub.plan.name}) does not allow {NEEDS[name]}: its checkpoint "
+                f"permission is '{label}'.")
+    return f"The plan of subscription {sub.name} ({sub.plan.name}) allows no power actions."
+
+
 def require(user, name: str, obj=None) -> None:
-    """``allowed`` or PermissionDenied saying who may."""
+    """``allowed`` or PermissionDenied saying who may (a tenant refused on a VM they see: why)."""
     if not allowed(user, name, obj):
-        raise PermissionDenied(refusal(name, obj))
+        reason = ""
+        if isinstance(obj, VirtualMachine) and name in NEEDS and _as_tenant(user, action(name)):
+            reason = _tenant_reason(user, name, obj)
+        raise PermissionDenied(reason or refusal(name, obj))
 
 
 def power_actions(user, vm) -> list[str]:

@@ -29,6 +29,17 @@ class WholeNumberField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string: not 5, not true (DRF's CharField would take them as "5", "True")."""
+
+    default_error_messages = {"not_text": "must be a string (text in quotes), not {kind}"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text", kind=type(data).__name__)
+        return super().to_internal_value(data)
+
+
 def check_text(value: str, field: str) -> str:
     """``value`` when it is at most TEXT_MAX characters without characters that hide or reorder text."""
     if len(value) > TEXT_MAX:

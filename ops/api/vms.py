@@ -1,5 +1,6 @@
 """/api/v1/vms/: the VMs a user may see, as My VMs and the VM page show them (ops/vmdata.py
-``visible_vms`` scopes them through ops/authz.py). Read-only here; a VM's ``id`` is VMM's VM ID.
+``visible_vms`` scopes them through ops/authz.py); its actions (checkpoint, restore, power) are in
+ops/api/vm_actions.py. A VM's ``id`` is VMM's VM ID.
 A VM the user may not see is a 404, never a 403: existence is not revealed."""
 import uuid
 
@@ -13,6 +14,7 @@ from .. import vmdata
 from ..models import Checkpoint, Subscription, VirtualMachine
 from ..services.vm_actions import expires_at
 from .runs import ERRORS, refuse_unknown_query
+from .vm_actions import VMActionsMixin
 
 
 class CheckpointSerializer(serializers.Serializer):
@@ -83,7 +85,7 @@ class VMFilter(django_filters.FilterSet):
     list=extend_schema(summary="The VMs you may see (a tenant: those of your subscriptions)", responses={200: VMSerializer, **ERRORS}),
     retrieve=extend_schema(summary="One VM by VMM's VM ID", responses={200: VMSerializer, **ERRORS}),
 )
-class VMViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class VMViewSet(VMActionsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = VMSerializer
     filterset_class = VMFilter
     queryset = VirtualMachine.objects.none()  # for the schema; get_queryset decides

@@ -16,3 +16,6 @@ def api():
         return client
 
     return make
+
+
+from tests.portal.conftest import demo  # noqa: E402,F401  the demo's tenancy over the simulator
