@@ -5,6 +5,7 @@ from .base import Runbook
 from .batch_checkpoint import BatchCheckpoint
 from .checkpoint_cleanup import CheckpointCleanup
 from .patch_cluster import PatchCluster
+from .plan_update import PlanUpdate
 from .vm_actions import VMCheckpoint, VMPower, VMRemoveCheckpoint, VMRestore
 
 _REGISTRY: dict[str, Runbook] = {}
@@ -35,6 +36,7 @@ def all_runbooks() -> list[Runbook]:
 register(BatchCheckpoint())
 register(PatchCluster())
 register(CheckpointCleanup())
+register(PlanUpdate())
 for _rb in (VMCheckpoint(), VMRemoveCheckpoint(), VMRestore(), VMPower()):
     register(_rb)
 

@@ -1,0 +1,41 @@
+"""The plan update run (ops/runbooks/plan_update.py) over the simulator: the permission lands on the
+subscription's VMM user role, is read back, and Slipway enforces the stricter one until then."""
+import pytest
+
+from ops.fabric import userroles
+from ops.fabric.session import session_for
+from ops.models import Plan, Run, Subscription
+from ops.runbooks import registry
+from ops.services import runs
+
+from ..ops._engine_support import driver  # noqa: F401
+from ..portal.conftest import demo  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _launch(admin, plan):
+    subs = [{"id": s.pk, "name": s.name, "role_id": s.user_role_id, "role_name": s.user_role_name}
+            for s in plan.subscriptions.all()]
+    prep = registry.get("plan-update").prepare({
+        "connection": plan.connection.name, "plan_id": plan.pk, "plan": plan.name,
+        "permission": plan.checkpoint_permission, "clouds": [c.name for c in plan.clouds.all()],
+        "dropped": [], "subscriptions": subs})
+    return runs.launch(admin, "plan-update", prep)
+
+
+def test_silver_gets_create_and_vmm_reads_it_back(demo, driver):
+    plan = Plan.objects.get(name="Contoso Silver")
+    sub = plan.subscriptions.get()
+    plan.checkpoint_permission = "create_view_restore"
+    plan.save()
+    Subscription.objects.filter(pk=sub.pk).update(enforced_permission="view_restore")
+    assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "view_restore"  # the stricter, until pushed
+    run = _launch(demo.admin, plan)
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    role = userroles.get_user_role(session_for(plan.connection), role_id=sub.user_role_id)
+    assert role.checkpoint_permission("Silver") == "Checkpoint"
+    assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "create_view_restore"
+    assert run.message == "Plan Contoso Silver: 'Create, view and restore' confirmed in VMM for all 1 subscription(s)."
