@@ -1,8 +1,5 @@
-"""The one write path for hosting plans and subscriptions (issue 7, section 2).
+"""The one write path for subscriptions (issue 7, section 2); plans are ops/services/plans.py.
 
-``create_plan(actor, ...)``
-    a plan: its VMM connection, the clouds it offers, the checkpoint settings and the
-    power actions its tenants may take. Validated as the model says (``Plan.clean``).
 ``create_subscription(actor, plan, account_name, members, adopt_user_role=...)``
     a tenant account on a plan that adopts a VMM user role which already exists (the
     demo's roles, or a role an administrator made in VMM): the role is read from the
@@ -26,55 +23,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .. import authz, roles
-from ..fabric import errors
+from ..fabric import errors, userroles
 from ..fabric.session import session_for
 from ..fabric.userroles import UserRoleDetail, get_user_role
-from ..models import Cloud, Plan, PowerAction, Subscription, SubscriptionMember
+from ..models import Plan, Subscription, SubscriptionMember, VirtualMachine
 from . import audit
-
-
-def create_plan(actor, *, name: str, connection, clouds, checkpoint_permission: str, checkpoints_kept: int = 1,
-                remove_oldest_when_full: bool = False, checkpoint_max_age_days: int | None = None,
-                power_actions=(PowerAction.START, PowerAction.SHUTDOWN), description: str = "",
-                state: str = Plan.State.PUBLIC) -> Plan:
-    """A new plan offering ``clouds`` (Cloud rows or names, on ``connection``); ValidationError naming the field."""
-    authz.require(actor, "plan.change")
-    cloud_rows = _clouds(connection, clouds)
-    unknown = sorted(set(map(str, power_actions)) - set(PowerAction.values))
-    if unknown:
-        raise ValidationError({"power_actions": f"unknown power action {unknown[0]!r}; expected "
-                                                f"{', '.join(PowerAction.values)}"})
-    plan = Plan(name=name, description=description, connection=connection, state=state,
-                checkpoint_permission=checkpoint_permission, checkpoints_kept=checkpoints_kept,
-                remove_oldest_when_full=remove_oldest_when_full, checkpoint_max_age_days=checkpoint_max_age_days,
-                **{f"allow_{a}": a in set(map(str, power_actions)) for a in PowerAction.values})
-    plan.full_clean()
-    with transaction.atomic():
-        plan.save()
-        plan.clouds.set(cloud_rows)
-        audit.record(actor, "plan.create", plan, connection=connection.name, clouds=[c.name for c in cloud_rows],
-                     checkpoint_permission=plan.checkpoint_permission, checkpoints_kept=plan.checkpoints_kept,
-                     remove_oldest_when_full=plan.remove_oldest_when_full,
-                     checkpoint_max_age_days=plan.checkpoint_max_age_days, power_actions=plan.power_actions)
-    return plan
-
-
-def _clouds(connection, clouds) -> list[Cloud]:
-    rows, missing = [], []
-    for c in clouds:
-        if isinstance(c, Cloud):
-            if c.connection_id != connection.pk:
-                raise ValidationError({"clouds": f"cloud {c.name} is not on VMM server {connection.name}"})
-            rows.append(c)
-            continue
-        found = Cloud.objects.filter(connection=connection, name__iexact=str(c)).first()
-        (rows.append(found) if found else missing.append(str(c)))
-    if missing:
-        known = ", ".join(Cloud.objects.filter(connection=connection).values_list("name", flat=True)) or "none yet: sync the inventory"
-        raise ValidationError({"clouds": f"VMM server {connection.name} has no cloud named {missing[0]!r} (clouds: {known})"})
-    if not rows:
-        raise ValidationError({"clouds": "a plan offers at least one cloud"})
-    return rows
 
 
 def read_user_role(connection, role: str) -> UserRoleDetail:
@@ -129,3 +82,81 @@ def create_subscription(actor, plan: Plan, account_name: str, members, *, adopt_
         audit.record(actor, "subscription.create", sub, plan=plan.name, user_role=role.name, user_role_id=role.id,
                      adopted=True, members=[vmm_user for _, vmm_user in members])
     return sub
+
+
+def set_state(actor, sub: Subscription, state: str) -> Subscription:
+    """Suspend (members see their VMs but cannot act) or activate a subscription."""
+    authz.require(actor, "subscription.change")
+    if state not in Subscription.State.values:
+        raise ValidationError({"state": f"expected one of {', '.join(Subscription.State.values)}, not {state!r}"})
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=sub.pk)
+        if sub.state == state:
+            return sub
+        was, sub.state = sub.state, state
+        sub.save(update_fields=["state", "updated_at"])
+        audit.record(actor, "subscription.suspend" if state == Subscription.State.SUSPENDED else "subscription.activate",
+                     sub, was=was)
+    return sub
+
+
+def vm_count(sub: Subscription) -> int:
+    """The subscription's VMs as inventory reads them (the VMs of its user role on the plan's server)."""
+    if not sub.user_role_id:
+        return 0
+    return VirtualMachine.objects.filter(connection_id=sub.plan.connection_id, user_role_id=sub.user_role_id).count()
+
+
+def delete_subscription(actor, sub: Subscription) -> None:
+    """Refused while the subscription has VMs (saying how many). The VMM user role is left as it is."""
+    authz.require(actor, "subscription.change")
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().select_related("plan").get(pk=sub.pk)
+        n = vm_count(sub)
+        if n:
+            raise ValidationError({"subscription": f"subscription {sub.name} still has {n} VM{'s' if n != 1 else ''} "
+                                                   f"(VMM user role {sub.user_role_name}); move or remove "
+                                                   f"{'them' if n != 1 else 'it'} in VMM first, then sync"})
+        audit.record(actor, "subscription.delete", sub, plan=sub.plan.name, user_role=sub.user_role_name,
+                     members=list(sub.memberships.values_list("vmm_user", flat=True)))
+        sub.delete()
+
+
+def add_member(actor, sub: Subscription, user, vmm_user: str) -> SubscriptionMember:
+    """``user`` (a tenant) joins: VMM's user role lists ``vmm_user`` first (Set-SCUserRole -AddMember)."""
+    authz.require(actor, "subscription.change")
+    vmm_user = (vmm_user or "").strip()
+    if not roles.is_tenant(user):
+        raise ValidationError({"user": f"{user.get_username()} does not have the tenant role"})
+    if not vmm_user:
+        raise ValidationError({"vmm_user": "the account as VMM knows it (DOMAIN\\name) is required"})
+    if SubscriptionMember.objects.filter(subscription=sub, user=user).exists():
+        raise ValidationError({"user": f"{user.get_username()} is already a member of {sub.name}"})
+    try:
+        role = userroles.add_member(session_for(sub.plan.connection), sub.user_role_id, vmm_user, sub.user_role_name)
+    except errors.FabricError as exc:
+        raise ValidationError({"vmm_user": f"VMM did not add {vmm_user} to user role {sub.user_role_name}: {exc}"}) from exc
+    if vmm_user.lower() not in {m.lower() for m in role.members}:
+        raise ValidationError({"vmm_user": f"VMM user role {sub.user_role_name} does not list {vmm_user} after "
+                                           "Set-SCUserRole -AddMember; nothing was changed in Slipway"})
+    with transaction.atomic():
+        member = SubscriptionMember.objects.create(subscription=sub, user=user, vmm_user=vmm_user)
+        audit.record(actor, "subscription.member_add", sub, member=user.get_username(), vmm_user=vmm_user)
+    return member
+
+
+def remove_member(actor, sub: Subscription, user) -> None:
+    """``user`` leaves: Slipway stops them at once, then VMM's role drops them (Set-SCUserRole -RemoveMember)."""
+    authz.require(actor, "subscription.change")
+    member = SubscriptionMember.objects.filter(subscription=sub, user=user).first()
+    if member is None:
+        raise ValidationError({"user": f"{user.get_username()} is not a member of {sub.name}"})
+    with transaction.atomic():
+        member.delete()
+        audit.record(actor, "subscription.member_remove", sub, member=user.get_username(), vmm_user=member.vmm_user)
+    try:
+        userroles.remove_member(session_for(sub.plan.connection), sub.user_role_id, member.vmm_user, sub.user_role_name)
+    except errors.FabricError as exc:
+        raise ValidationError({"vmm_user": f"{user.get_username()} no longer has access through Slipway, but VMM did "
+                                           f"not remove {member.vmm_user} from user role {sub.user_role_name}: {exc}. "
+                                           "Remove them in VMM."}) from exc

@@ -39,3 +39,27 @@ def test_silver_gets_create_and_vmm_reads_it_back(demo, driver):
     assert role.checkpoint_permission("Silver") == "Checkpoint"
     assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "create_view_restore"
     assert run.message == "Plan Contoso Silver: 'Create, view and restore' confirmed in VMM for all 1 subscription(s)."
+
+
+def test_update_plan_tightens_at_once_and_loosens_only_when_vmm_confirms(demo, driver):
+    from ops.models import AuditEntry
+    from ops.services import plans
+
+    gold = Plan.objects.get(name="Contoso Gold")
+    sub = gold.subscriptions.get()
+    plan, run = plans.update_plan(demo.admin, gold, checkpoint_permission="view_restore")
+    assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "view_restore"  # stricter at once
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    role = userroles.get_user_role(session_for(plan.connection), role_id=sub.user_role_id)
+    assert role.checkpoint_permission("Gold") == "CheckpointRestoreOnly"
+    plan, run = plans.update_plan(demo.admin, plan, checkpoint_permission="create_view_restore")
+    assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "view_restore"  # until VMM carries it
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "create_view_restore"
+    assert AuditEntry.objects.filter(action="plan.update").count() == 2
+    # a change only Slipway enforces starts no run
+    assert plans.update_plan(demo.admin, plan, checkpoints_kept=2)[1] is None

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from ops.inventory.sync import sync_connection
 from ops.models import AuditEntry, Plan, Subscription, SubscriptionMember
-from ops.services import subscriptions
+from ops.services import plans, subscriptions
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def alice(make_user):
 
 
 def _gold(admin_user, synced):
-    return subscriptions.create_plan(admin_user, name="Contoso Gold", connection=synced.vmm, clouds=["Gold"],
+    return plans.create_plan(admin_user, name="Contoso Gold", connection=synced.vmm, clouds=["Gold"],
                                      checkpoint_permission="create_view_restore", checkpoints_kept=1,
                                      power_actions=("start", "stop"))
 
@@ -43,7 +43,7 @@ def test_refusals_name_the_cause_and_change_nothing(admin_user, synced, alice, o
     with pytest.raises(PermissionDenied):
         _gold(operator, synced)
     with pytest.raises(ValidationError, match="no cloud named 'Platinum'"):
-        subscriptions.create_plan(admin_user, name="P", connection=synced.vmm, clouds=["Platinum"],
+        plans.create_plan(admin_user, name="P", connection=synced.vmm, clouds=["Platinum"],
                                   checkpoint_permission="none")
     plan = _gold(admin_user, synced)
     with pytest.raises(ValidationError, match="no user role named 'Nobody'"):
@@ -54,3 +54,28 @@ def test_refusals_name_the_cause_and_change_nothing(admin_user, synced, alice, o
     with pytest.raises(PermissionDenied):
         subscriptions.create_subscription(operator, plan, "C", [], adopt_user_role="Contoso Gold")
     assert not Subscription.objects.exists() and Plan.objects.count() == 1
+
+
+def test_suspend_delete_and_members(admin_user, synced, alice, make_user):
+    from ops.fabric import userroles
+    from ops.fabric.session import session_for
+
+    plan = _gold(admin_user, synced)
+    sub = subscriptions.create_subscription(admin_user, plan, "Contoso Gold", [(alice, "CONTOSO\\alice")],
+                                            adopt_user_role="Contoso Gold")
+    assert subscriptions.set_state(admin_user, sub, "suspended").state == "suspended"
+    assert subscriptions.set_state(admin_user, sub, "active").state == "active"
+    n = subscriptions.vm_count(sub)
+    assert n > 0
+    with pytest.raises(ValidationError, match=rf"subscription Contoso Gold still has {n} VMs"):
+        subscriptions.delete_subscription(admin_user, sub)
+    dave = make_user("dave", "tenant")
+    subscriptions.add_member(admin_user, sub, dave, "CONTOSO\\dave")
+    role = userroles.get_user_role(session_for(synced.vmm), role_id=sub.user_role_id)
+    assert "CONTOSO\\dave" in role.members
+    subscriptions.remove_member(admin_user, sub, dave)
+    role = userroles.get_user_role(session_for(synced.vmm), role_id=sub.user_role_id)
+    assert "CONTOSO\\dave" not in role.members and not sub.memberships.filter(user=dave).exists()
+    assert list(AuditEntry.objects.filter(action__startswith="subscription.").values_list("action", flat=True)
+                .order_by("id")) == ["subscription.create", "subscription.suspend", "subscription.activate",
+                                     "subscription.member_add", "subscription.member_remove"]

@@ -199,14 +199,14 @@ class Command(BaseCommand):
         from django.core.exceptions import ValidationError
 
         from ops.models import Plan, ServerConnection, Subscription
-        from ops.services import subscriptions
+        from ops.services import plans, subscriptions
 
         User = get_user_model()
         admin = User.objects.get(username="admin")
         conn = ServerConnection.objects.get(name="vmm01")
         for name, cloud, permission, kept, max_age, power in DEMO_PLANS:
             try:
-                plan = Plan.objects.filter(name=name).first() or subscriptions.create_plan(
+                plan = Plan.objects.filter(name=name).first() or plans.create_plan(
                     admin, name=name, connection=conn, clouds=[cloud], checkpoint_permission=permission,
                     checkpoints_kept=kept, remove_oldest_when_full=kept > 1, checkpoint_max_age_days=max_age,
                     power_actions=power, description=f"Demo plan: the {cloud} cloud")
