@@ -10,8 +10,9 @@
     (ops/runbooks/plan_update.py) in the same transaction. Until that run has confirmed a
     subscription's role, Slipway enforces the stricter of the old and the new permission for it
     (``Subscription.enforced_permission``). Returns ``(plan, run or None)``.
-``push_plan(actor, plan)``
-    a plan update run for every subscription of the plan: "Push to VMM again" after a failed one.
+``push_plan(actor, plan, only=None)``
+    a plan update run for every subscription of the plan ("Push to VMM again" after a failed one), or
+    for ``only`` those (a new subscription's role, ops/services/subscriptions.py).
 
 A change while a plan update of the same plan is still running is refused naming that run.
 Each change is audited with the fields it changed (old and new).
@@ -128,17 +129,21 @@ def decommission_plan(actor, plan: Plan) -> Plan:
     return update_plan(actor, plan, state=Plan.State.DECOMMISSIONED)[0]
 
 
-def push_plan(actor, plan: Plan):
+def push_plan(actor, plan: Plan, only=None):
+    """A plan update run for the plan's subscriptions (``only``: these of them); None if it has none."""
     authz.require(actor, "plan.change")
     with transaction.atomic():
-        run = _push(actor, plan, dropped=[])
-        audit.record(actor, "plan.push", plan, run=run.pk if run else None)
+        run = _push(actor, plan, dropped=[], only=only)
+        audit.record(actor, "plan.push", plan, run=run.pk if run else None,
+                     subscriptions=[s.name for s in only] if only else "all")
     return run
 
 
-def _push(actor, plan, dropped):
-    subs = [{"id": s.pk, "name": s.name, "role_id": s.user_role_id, "role_name": s.user_role_name}
-            for s in plan.subscriptions.exclude(user_role_id="").order_by("name")]
+def _push(actor, plan, dropped, only=None):
+    subs = plan.subscriptions.exclude(user_role_id="").order_by("name")
+    if only is not None:
+        subs = subs.filter(pk__in=[s.pk for s in only])
+    subs = [{"id": s.pk, "name": s.name, "role_id": s.user_role_id, "role_name": s.user_role_name} for s in subs]
     if not subs:
         return None
     prep = registry.get("plan-update").prepare({

@@ -1,10 +1,11 @@
 """The one write path for subscriptions (issue 7, section 2); plans are ops/services/plans.py.
 
-``create_subscription(actor, plan, account_name, members, adopt_user_role=...)``
-    a tenant account on a plan that adopts a VMM user role which already exists (the
-    demo's roles, or a role an administrator made in VMM): the role is read from the
-    fabric (``ops/fabric/userroles.py`` ``get_user_role``) and its ID and name are stored;
-    the subscription's VMs are then the inventory VMs of that role.
+``create_subscription(actor, plan, account_name, members, adopt_user_role=... | new_user_role=...)``
+    a tenant account on a plan, with a new VMM user role (TenantAdmin profile, scoped to the
+    plan's clouds, the members added, its checkpoint permission pushed by a plan update run)
+    or adopting one which already exists (the demo's roles, or a role an administrator made in
+    VMM): the role is read from the fabric (``ops/fabric/userroles.py``) and its ID and name are
+    stored; the subscription's VMs are then the inventory VMs of that role.
 
 Members are ``(user, vmm_user)`` pairs: the Django user who signs in and the same person as
 VMM lists them in the role (``CONTOSO\\alice``); every VMM call made for the member carries
@@ -12,8 +13,9 @@ VMM lists them in the role (``CONTOSO\\alice``); every VMM call made for the mem
 list in the adopted role is refused here, since VMM would refuse every call made for them.
 
 Each function checks ``plan.change`` / ``subscription.change`` (``ops/authz.py``), writes in one
-transaction and records an audit entry. Creating a new VMM role, member changes and pushing a
-changed plan to VMM (the plan update run) build on these.
+transaction and records an audit entry. VMM is changed before Slipway when access is granted
+(a member added) and after it when access is taken away (a member removed), so that Slipway never
+lets a tenant further than VMM would.
 """
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ from .. import authz, roles
 from ..fabric import errors, userroles
 from ..fabric.session import session_for
 from ..fabric.userroles import UserRoleDetail, get_user_role
-from ..models import Plan, Subscription, SubscriptionMember, VirtualMachine
-from . import audit
+from ..models import CheckpointPermission, Plan, Subscription, SubscriptionMember, VirtualMachine
+from . import audit, plans
 
 
 def read_user_role(connection, role: str) -> UserRoleDetail:
@@ -46,42 +48,116 @@ def read_user_role(connection, role: str) -> UserRoleDetail:
         raise ValidationError({"user_role": f"cannot read the user role {role!r}: {exc}"}) from exc
 
 
-def create_subscription(actor, plan: Plan, account_name: str, members, *, adopt_user_role: str) -> Subscription:
-    """A subscription on ``plan`` adopting the existing VMM user role ``adopt_user_role`` (its name or ID).
+def create_subscription(actor, plan: Plan, account_name: str, members, *, adopt_user_role: str | None = None,
+                        new_user_role: str | None = None):
+    """A subscription on ``plan``; returns ``(subscription, plan update run or None)``.
 
-    ``members``: ``(user, vmm_user)`` pairs; each user must have the tenant role and each ``vmm_user``
-    must be a member of the role as VMM lists it (compared without regard to case, as Windows does)."""
+    ``adopt_user_role``: the name or ID of a VMM user role that already exists; each ``vmm_user`` must be
+    a member of it as VMM lists it (compared without regard to case, as Windows does). Otherwise a new
+    user role is made (``new_user_role``, default the account name): ``New-SCUserRole -UserRoleProfile
+    TenantAdmin``, the plan's clouds added to its scope and the members added, each read back; if any of
+    that fails the new role is removed again and nothing is saved. Its checkpoint permission is then pushed
+    by a plan update run for this subscription alone, and until that run has read it back the members
+    may not touch checkpoints (``enforced_permission = none``).
+
+    ``members``: ``(user, vmm_user)`` pairs; each user must have the tenant role."""
     authz.require(actor, "subscription.change")
     if plan.state == Plan.State.DECOMMISSIONED:
         raise ValidationError({"plan": f"plan {plan.name} is decommissioned: it takes no new subscriptions"})
     account_name = (account_name or "").strip()
     if not account_name:
         raise ValidationError({"name": "the tenant account name is required"})
+    if Subscription.objects.filter(name__iexact=account_name).exists():
+        raise ValidationError({"name": f"a subscription named {account_name} already exists"})
     members = [(user, (vmm_user or "").strip()) for user, vmm_user in members]
-    role = read_user_role(plan.connection, adopt_user_role)
-    listed = {m.lower() for m in role.members}
     for user, vmm_user in members:
         if not roles.is_tenant(user):
             raise ValidationError({"members": f"{user.get_username()} does not have the tenant role"})
         if not vmm_user:
             raise ValidationError({"members": f"{user.get_username()}: the account as VMM knows it (DOMAIN\\name) is required"})
-        if vmm_user.lower() not in listed:
-            raise ValidationError({"members": f"{vmm_user} is not a member of VMM user role {role.name} "
-                                              f"(members: {', '.join(role.members) or 'none'}); VMM would refuse "
-                                              "every call made for them"})
-    taken = Subscription.objects.filter(user_role_id=role.id.lower()).first()
-    if taken is not None:
-        raise ValidationError({"user_role": f"VMM user role {role.name} already belongs to subscription {taken.name}; "
-                                            "a role is one subscription's"})
-    sub = Subscription(plan=plan, name=account_name, user_role_id=role.id.lower(), user_role_name=role.name)
-    sub.full_clean(exclude=["members"])
-    with transaction.atomic():
-        sub.save()
-        SubscriptionMember.objects.bulk_create(
-            [SubscriptionMember(subscription=sub, user=user, vmm_user=vmm_user) for user, vmm_user in members])
-        audit.record(actor, "subscription.create", sub, plan=plan.name, user_role=role.name, user_role_id=role.id,
-                     adopted=True, members=[vmm_user for _, vmm_user in members])
-    return sub
+    if adopt_user_role:
+        role = read_user_role(plan.connection, adopt_user_role)
+        listed = {m.lower() for m in role.members}
+        for _user, vmm_user in members:
+            if vmm_user.lower() not in listed:
+                raise ValidationError({"members": f"{vmm_user} is not a member of VMM user role {role.name} "
+                                                  f"(members: {', '.join(role.members) or 'none'}); VMM would refuse "
+                                                  "every call made for them"})
+        taken = Subscription.objects.filter(user_role_id=role.id.lower()).first()
+        if taken is not None:
+            raise ValidationError({"user_role": f"VMM user role {role.name} already belongs to subscription "
+                                                f"{taken.name}; a role is one subscription's"})
+    else:
+        role = _new_user_role(plan, (new_user_role or account_name).strip(), [v for _, v in members])
+    sub = Subscription(plan=plan, name=account_name, user_role_id=role.id.lower(), user_role_name=role.name,
+                       enforced_permission="" if adopt_user_role else CheckpointPermission.NONE)
+    try:
+        sub.full_clean(exclude=["members"])
+        with transaction.atomic():
+            sub.save()
+            SubscriptionMember.objects.bulk_create(
+                [SubscriptionMember(subscription=sub, user=user, vmm_user=vmm_user) for user, vmm_user in members])
+            audit.record(actor, "subscription.create", sub, plan=plan.name, user_role=role.name, user_role_id=role.id,
+                         adopted=bool(adopt_user_role), members=[vmm_user for _, vmm_user in members])
+    except Exception:
+        if not adopt_user_role:
+            _remove_quietly(plan.connection, role)
+        raise
+    run = None
+    if not adopt_user_role:
+        try:
+            run = plans.push_plan(actor, plan, only=[sub])
+        except ValidationError:
+            pass  # a push of the plan is running; the plan page's "Push to VMM again" covers this one
+    return sub, run
+
+
+def _new_user_role(plan: Plan, name: str, vmm_users: list[str]) -> UserRoleDetail:
+    """New-SCUserRole (TenantAdmin) scoped to the plan's clouds with ``vmm_users``; removed again on any failure."""
+    if not name:
+        raise ValidationError({"user_role": "the VMM user role's name is required"})
+    s = session_for(plan.connection)
+    try:
+        get_user_role(s, name=name)
+    except errors.NotFound:
+        pass
+    except errors.FabricError as exc:
+        raise ValidationError({"user_role": f"cannot read VMM user roles: {exc}"}) from exc
+    else:
+        raise ValidationError({"user_role": f"VMM server {plan.connection.name} already has a user role named {name}: "
+                                            "adopt it, or choose another name"})
+    try:
+        role = userroles.create_user_role(s, name, "TenantAdmin", f"Slipway subscription on plan {plan.name}")
+    except errors.FabricError as exc:
+        raise ValidationError({"user_role": f"VMM did not create user role {name}: {exc}"}) from exc
+    step = ""
+    try:
+        for cloud in plan.clouds.order_by("name").values_list("name", flat=True):
+            step = f"add cloud {cloud} to its scope"
+            role = userroles.add_scope(s, role.id, cloud, name)
+        for vmm_user in vmm_users:
+            step = f"add member {vmm_user}"
+            role = userroles.add_member(s, role.id, vmm_user, name)
+        role = get_user_role(s, role_id=role.id)
+        missing = [c for c in plan.clouds.values_list("name", flat=True) if c.lower() not in {x.lower() for x in role.clouds}]
+        missing += [u for u in vmm_users if u.lower() not in {m.lower() for m in role.members}]
+        if missing:
+            step = "read it back"
+            raise errors.FabricError(plan.connection.name, f"user role {name} does not list {', '.join(missing)}")
+    except errors.FabricError as exc:
+        undone = _remove_quietly(plan.connection, role)
+        raise ValidationError({"user_role": f"VMM user role {name}: could not {step}: {exc}. "
+                               + ("The new role was removed again; nothing was saved." if undone else
+                                  f"Removing the new role failed too: remove user role {name} in VMM.")}) from exc
+    return role
+
+
+def _remove_quietly(connection, role) -> bool:
+    try:
+        userroles.remove_user_role(session_for(connection), role.id, role.name)
+        return True
+    except errors.FabricError:
+        return False
 
 
 def set_state(actor, sub: Subscription, state: str) -> Subscription:

@@ -4,9 +4,11 @@ import pytest
 
 from ops.fabric import userroles
 from ops.fabric.session import session_for
-from ops.models import Plan, Run, Subscription
+from django.core.exceptions import ValidationError
+
+from ops.models import AuditEntry, Plan, Run, Subscription
 from ops.runbooks import registry
-from ops.services import runs
+from ops.services import plans, runs, subscriptions
 
 from ..ops._engine_support import driver  # noqa: F401
 from ..portal.conftest import demo  # noqa: F401
@@ -42,9 +44,6 @@ def test_silver_gets_create_and_vmm_reads_it_back(demo, driver):
 
 
 def test_update_plan_tightens_at_once_and_loosens_only_when_vmm_confirms(demo, driver):
-    from ops.models import AuditEntry
-    from ops.services import plans
-
     gold = Plan.objects.get(name="Contoso Gold")
     sub = gold.subscriptions.get()
     plan, run = plans.update_plan(demo.admin, gold, checkpoint_permission="view_restore")
@@ -63,3 +62,23 @@ def test_update_plan_tightens_at_once_and_loosens_only_when_vmm_confirms(demo, d
     assert AuditEntry.objects.filter(action="plan.update").count() == 2
     # a change only Slipway enforces starts no run
     assert plans.update_plan(demo.admin, plan, checkpoints_kept=2)[1] is None
+
+
+def test_new_subscription_gets_its_own_vmm_role_and_no_checkpoints_until_vmm_confirms(demo, driver, make_user):
+    gold = Plan.objects.get(name="Contoso Gold")
+    dave = make_user("dave", "tenant")
+    s = session_for(gold.connection)
+    with pytest.raises(ValidationError, match="already has a user role named Contoso Gold"):
+        subscriptions.create_subscription(demo.admin, gold, "Northwind", [(dave, "NORTHWIND\\dave")],
+                                          new_user_role="Contoso Gold")
+    assert not Subscription.objects.filter(name="Northwind").exists()
+    sub, run = subscriptions.create_subscription(demo.admin, gold, "Northwind", [(dave, "NORTHWIND\\dave")])
+    role = userroles.get_user_role(s, name="Northwind")
+    assert role.profile == "TenantAdmin" and role.members == ["NORTHWIND\\dave"] and role.clouds == ["Gold"]
+    assert sub.user_role_id == role.id.lower() and run is not None
+    assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "none"  # until the run reads it back
+    driver.drive()
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert userroles.get_user_role(s, name="Northwind").checkpoint_permission("Gold") == "Checkpoint"
+    assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "create_view_restore"

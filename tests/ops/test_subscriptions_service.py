@@ -27,7 +27,7 @@ def _gold(admin_user, synced):
 def test_plan_and_subscription_adopt_the_demo_role(admin_user, synced, alice):
     plan = _gold(admin_user, synced)
     assert [c.name for c in plan.clouds.all()] == ["Gold"] and plan.power_actions == ["start", "stop"]
-    sub = subscriptions.create_subscription(admin_user, plan, "Contoso Gold", [(alice, "CONTOSO\\alice")],
+    sub, _ = subscriptions.create_subscription(admin_user, plan, "Contoso Gold", [(alice, "CONTOSO\\alice")],
                                             adopt_user_role="Contoso Gold")
     role_id = next(r["id"] for r in synced.state()["user_roles"] if r["name"] == "Contoso Gold")
     assert sub.user_role_id == role_id.lower() and sub.user_role_name == "Contoso Gold"
@@ -61,7 +61,7 @@ def test_suspend_delete_and_members(admin_user, synced, alice, make_user):
     from ops.fabric.session import session_for
 
     plan = _gold(admin_user, synced)
-    sub = subscriptions.create_subscription(admin_user, plan, "Contoso Gold", [(alice, "CONTOSO\\alice")],
+    sub, _ = subscriptions.create_subscription(admin_user, plan, "Contoso Gold", [(alice, "CONTOSO\\alice")],
                                             adopt_user_role="Contoso Gold")
     assert subscriptions.set_state(admin_user, sub, "suspended").state == "suspended"
     assert subscriptions.set_state(admin_user, sub, "active").state == "active"
