@@ -19,7 +19,8 @@ from django_q.models import Schedule
 from rest_framework.authtoken.models import Token
 
 from ops.inventory.sync import sync_connection
-from ops.models import Checkpoint, HostCluster, Run, RunSchedule, RunTarget, Step, VirtualMachine, VMHost
+from ops.models import (Checkpoint, HostCluster, Plan, Run, RunSchedule, RunTarget, Step, Subscription,
+                        SubscriptionMember, VirtualMachine, VMHost)
 from tests.conftest import make_connection
 
 pytestmark = pytest.mark.django_db
@@ -164,6 +165,22 @@ class World:
 
     def checkpoint(self):
         return Checkpoint.objects.create(vm=self.vm_a, vmm_id=uuid.uuid4(), name=f"cp {next(self.n)}").vmm_id
+
+    def plan(self):
+        """A fresh plan on the simulator's VMM server, offering no cloud yet."""
+        return Plan.objects.create(name=f"Bronze {next(self.n)}", connection=self.sim.vmm, state=Plan.State.PUBLIC).pk
+
+    def subscription(self):
+        """A fresh subscription without VMs (so that deleting it is allowed) and without a member."""
+        return Subscription.objects.create(plan_id=self.plan(), name=f"Tailspin {next(self.n)}",
+                                           user_role_id=str(uuid.uuid4()), user_role_name="Tailspin").pk
+
+    def member(self):
+        """A tenant user who is a member of the last subscription made."""
+        sub = Subscription.objects.order_by("-pk").first()
+        user = User.objects.create_user(f"member{next(self.n)}")
+        SubscriptionMember.objects.create(subscription=sub, user=user, vmm_user=f"TAILSPIN\\{user.username}")
+        return user.pk
 
     def schedule(self):
         return RunSchedule.objects.create(name=f"nightly {next(self.n)}", kind="batch-checkpoint", params={"batch": "3"},
