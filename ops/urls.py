@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import audit, connections, fabric, patch, patchreport, runs, schedules
+from .views import audit, connections, fabric, patch, patchreport, plans, runs, schedules, subscriptions
 
 app_name = "ops"
 
@@ -22,3 +22,5 @@ urlpatterns = [
     path("audit/", audit.audit_list, name="audit"),
 ]
 urlpatterns += runs.urlpatterns + schedules.urlpatterns + patch.urlpatterns + patchreport.urlpatterns
+# hosting plans and subscriptions (admins; operators read)
+urlpatterns += plans.urlpatterns + subscriptions.urlpatterns

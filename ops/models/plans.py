@@ -128,6 +128,10 @@ class Subscription(models.Model):
         """What Slipway lets the members do now: the stricter of the plan's and the one VMM is known to carry."""
         return stricter(self.plan.checkpoint_permission, self.enforced_permission or self.plan.checkpoint_permission)
 
+    @property
+    def checkpoint_permission_label(self) -> str:
+        return CheckpointPermission(self.checkpoint_permission).label
+
 
 class SubscriptionMember(models.Model):
     """One member of a subscription: the Django user who signs in, and the same person as VMM

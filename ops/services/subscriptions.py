@@ -23,6 +23,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count
 
 from .. import authz, roles
 from ..fabric import errors, userroles
@@ -181,6 +182,16 @@ def vm_count(sub: Subscription) -> int:
     if not sub.user_role_id:
         return 0
     return VirtualMachine.objects.filter(connection_id=sub.plan.connection_id, user_role_id=sub.user_role_id).count()
+
+
+def vm_counts(subs) -> dict[int, int]:
+    """``{subscription pk: VM count}`` for a list of subscriptions (plan selected), in one query."""
+    roles_ = {(s.plan.connection_id, s.user_role_id): s.pk for s in subs if s.user_role_id}
+    if not roles_:
+        return {}
+    rows = (VirtualMachine.objects.filter(user_role_id__in={r for _, r in roles_})
+            .values_list("connection_id", "user_role_id").annotate(n=Count("pk")))
+    return {roles_[(c, r)]: n for c, r, n in rows if (c, r) in roles_}
 
 
 def delete_subscription(actor, sub: Subscription) -> None:

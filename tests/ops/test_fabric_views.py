@@ -8,12 +8,6 @@ from ops.models import AuditEntry, HostCluster, VirtualMachine, VMHost
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def synced(sim):
-    assert sync_connection(sim.vmm).ok
-    return sim
-
-
 # Who reaches which page, and that a refusal changes nothing: tests/test_access_matrix.py.
 
 

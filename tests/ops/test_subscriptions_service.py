@@ -2,20 +2,8 @@
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from ops.inventory.sync import sync_connection
 from ops.models import AuditEntry, Plan, Subscription, SubscriptionMember
 from ops.services import plans, subscriptions
-
-
-@pytest.fixture
-def synced(sim):
-    assert sync_connection(sim.vmm).ok
-    return sim
-
-
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice", "tenant")
 
 
 def _gold(admin_user, synced):
