@@ -10,20 +10,18 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from . import roles
+from .textcheck import refuse_hidden
 from .models import CheckpointPermission, Cloud, Plan, PowerAction, ServerConnection, Subscription
 
 # names travel to VMM as parameter values (never into script text); these bounds keep them sane
 NAME_MAX = 100
-_CONTROL = {chr(c) for c in range(32)} | {"\x7f", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d",
-                                          "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
 
 
 def plain_text(value: str, what: str) -> str:
-    """Refuse control characters and bidirectional marks (they make a name read differently than it is)."""
-    bad = sorted({c for c in value if c in _CONTROL})
+    """Refuse characters that hide or reorder text (ops/textcheck.py): a name must read as it is."""
+    bad = refuse_hidden(value, what)
     if bad:
-        raise ValidationError(f"{what} may not contain control characters or direction marks "
-                              f"(found U+{ord(bad[0]):04X})")
+        raise ValidationError(bad)
     return value.strip()
 
 

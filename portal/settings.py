@@ -303,12 +303,16 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Slipway API",
-    "DESCRIPTION": "Runs, runbooks and (later) tenant VMs of Slipway. How to authenticate and samples: docs/api.md.",
+    "DESCRIPTION": "Tenant VMs and their checkpoints, runs and runbooks, hosting plans and subscriptions of Slipway. How to authenticate and samples: docs/api.md.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"RunState": "ops.models.runs.Run.State", "StepState": "ops.models.runs.Step.State"},
+    "ENUM_NAME_OVERRIDES": {"RunState": "ops.models.runs.Run.State", "StepState": "ops.models.runs.Step.State",
+                            "PlanState": "ops.models.plans.Plan.State",
+                            "SubscriptionState": "ops.models.plans.Subscription.State",
+                            "CheckpointPermission": "ops.models.plans.CheckpointPermission",
+                            "PowerAction": "ops.models.plans.PowerAction"},
 }

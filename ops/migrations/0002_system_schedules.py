@@ -1,6 +1,10 @@
 from django.db import migrations
 
-from ops.system_schedules import SYSTEM_SCHEDULES
+# Frozen: what this migration created when it was written. It used to import the live list from
+# ops/system_schedules.py, so a fresh database got whatever that list held that day (once a second
+# reaper schedule) and importing the migrations pulled in the run engine; schedules added later have
+# their own migration (ops/migrations/0010_checkpoint_expiry_schedule.py).
+SYSTEM_SCHEDULES = [("slipway: inventory sync", "ops.inventory.sync.sync_all", 5)]
 
 
 def create(apps, schema_editor):

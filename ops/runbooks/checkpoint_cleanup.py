@@ -1,6 +1,10 @@
 """Checkpoint clean-up (seed 001): remove (merge) old checkpoints of the VMs in
 a cloud, or everywhere, so no VM runs on a long differencing-disk chain.
 
+``user_role=<ID>`` limits the run to the VMs whose VMM user role is that role
+(``UserRoleID`` in VMM's VM listing, ops/fabric/vmm.py): one subscription's VMs.
+A plan's maximum checkpoint age starts such runs (ops/services/expiry.py).
+
 ``older_than_days=N`` removes checkpoints added more than N days ago;
 ``keep_newest=K`` keeps each VM's K newest; with both, a checkpoint goes only
 when it is beyond the newest K *and* older than N days. ``dry_run=true`` lists
@@ -8,6 +12,9 @@ what would go and removes nothing. Removals run in parallel within the VMM
 server's bound, one at a time per VM (a VM has one disk chain to merge).
 """
 import datetime as dt
+import uuid
+
+from django.core.exceptions import ValidationError
 
 from ..fabric import bulk, vmm
 from ..fabric.session import session_for
@@ -33,16 +40,46 @@ def select(checkpoints, older_than_days=None, keep_newest=None, now=None):
     return out
 
 
+def as_role_id(raw) -> str:
+    """A VMM user role ID (a GUID), lower case as inventory keeps it; "" when not given."""
+    text = str(raw or "").strip()
+    if not text:
+        return ""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise ValidationError(f"user_role must be a VMM user role ID (a GUID such as "
+                              f"3f2504e0-4f89-41d3-9a0c-0305e82c3301), not {text!r}", code="invalid") from None
+
+
+def role_named(s, conn, role_id: str) -> str:
+    """The name of the user role ``role_id`` on ``conn``; refused when VMM has no such role."""
+    roles = fabric_check(lambda: vmm.list_user_roles(s), "the user role")
+    for role in roles:
+        if role.id.lower() == role_id:
+            return role.name
+    raise ValidationError(f"user_role: VMM server {conn.name} has no user role with the ID {role_id}")
+
+
+def in_scope(vm, cloud: str, role_id: str) -> bool:
+    """Whether the run covers ``vm`` (a ``VMInfo``): in the cloud if one is given, of the user role if one is."""
+    return ((not cloud or vm.cloud_name.lower() == cloud.lower())
+            and (not role_id or vm.user_role_id.lower() == role_id))
+
+
 class CheckpointCleanup(Runbook):
     kind = "checkpoint-cleanup"
     title = "Checkpoint clean-up"
-    description = "Remove (merge) old checkpoints of the VMs in a cloud, or everywhere."
+    description = "Remove (merge) old checkpoints of the VMs in a cloud, of a user role, or everywhere."
     phases = [Phase("discover", "Find the checkpoints to remove"), Phase("remove", "Remove checkpoints")]
     job_actions = {"remove-checkpoint"}
     done_messages = {"remove-checkpoint": "Removed checkpoint {target}"}
-    param_names = ("cloud", "older_than_days", "keep_newest", "dry_run", "connection", "on_error", "outage_minutes")
+    param_names = ("cloud", "user_role", "older_than_days", "keep_newest", "dry_run", "connection", "on_error",
+                   "outage_minutes")
     params = [
         {"name": "cloud", "label": "Cloud", "help": "Only the VMs of this cloud (empty: every VM)."},
+        {"name": "user_role", "label": "VMM user role ID",
+         "help": "Only the VMs of this VMM user role, e.g. one subscription's (empty: whatever their role)."},
         {"name": "older_than_days", "label": "Older than (days)", "type": "int", "min": 0, "max": 36500,
          "help": "Remove checkpoints added more than this many days ago."},
         {"name": "keep_newest", "label": "Keep newest", "type": "int", "min": 0, "max": 1000,
@@ -68,29 +105,35 @@ class CheckpointCleanup(Runbook):
         older = None if older in (None, "") else bad.take(as_int, older, "older_than_days", minimum=0, maximum=36500)
         keep = None if keep in (None, "") else bad.take(as_int, keep, "keep_newest", minimum=0, maximum=1000)
         dry_run = bad.take(as_bool, raw.get("dry_run"), "dry_run")
+        role = bad.take(as_role_id, raw.get("user_role")) or ""
         on_error = bad.take(as_choice, raw.get("on_error"), "on_error", ("continue", "wait"), "continue")
         conn = bad.take(connection_named, raw.get("connection"), "vmm")
         outage = bad.take(outage_minutes, raw)
         bad.raise_any()  # the fabric is asked only about parameters that are right
         cloud = str(raw.get("cloud") or "").strip()
-        claims = []
+        claims, role_label = [], role
         if check_fabric:
             s = session_for(conn)
             if cloud:
                 cloud = cloud_named(s, conn, cloud)
+            if role:
+                role_label = role_named(s, conn, role)
             vms = fabric_check(lambda: vmm.list_vms(s), "the VMs")
-            claims = sorted(v.id.lower() for v in vms if not cloud or v.cloud_name.lower() == cloud.lower())
-        params = {"cloud": cloud, "older_than_days": older, "keep_newest": keep, "dry_run": dry_run,
+            claims = sorted(v.id.lower() for v in vms if in_scope(v, cloud, role))
+        params = {"cloud": cloud, "user_role": role, "older_than_days": older, "keep_newest": keep, "dry_run": dry_run,
                   "connection": conn.name, "on_error": on_error, "outage_minutes": outage}
         rules = []
         if older is not None:
             rules.append(f"older than {older} days")
         if keep is not None:
             rules.append(f"beyond the newest {keep}")
-        title = (f"Checkpoint clean-up: {'cloud ' + cloud if cloud else 'all clouds'}, {' and '.join(rules)}"
-                 + (" (dry run)" if dry_run else ""))
-        # a dry run changes nothing, so it never conflicts with a real one
-        key = f"{conn.name}:cloud:{cloud.lower() or '*'}" + (":dry-run" if dry_run else "")
+        scope = ("cloud " + cloud if cloud else "all clouds") + (f", VMs of user role {role_label}" if role else "")
+        title = f"Checkpoint clean-up: {scope}, {' and '.join(rules)}" + (" (dry run)" if dry_run else "")
+        # two roles' runs (two subscriptions') never conflict, two for one role do (ops/services/runs.py
+        # compares claims first, this key when a run claims no VM); a dry run changes nothing, so it
+        # never conflicts with a real one
+        key = (f"{conn.name}:cloud:{cloud.lower() or '*'}" + (f":role:{role}" if role else "")
+               + (":dry-run" if dry_run else ""))
         return Prepared(params, conn, title, key, [] if dry_run else claims)
 
     def plan(self, phase, run):
@@ -111,17 +154,19 @@ class CheckpointCleanup(Runbook):
         p = c.params
         s = c.vmm
         vms = vmm.list_vms(s)
-        cloud = (p.get("cloud") or "").lower()
-        in_scope = {v.id.lower(): v for v in vms if not cloud or v.cloud_name.lower() == cloud}
-        cps = [cp for cp in vmm.list_checkpoints(s) if cp.vm_id.lower() in in_scope]
+        covered = {v.id.lower(): v for v in vms if in_scope(v, p.get("cloud") or "", p.get("user_role") or "")}
+        cps = [cp for cp in vmm.list_checkpoints(s) if cp.vm_id.lower() in covered]
         for cp in cps:
-            cp.vm_name = cp.vm_name or in_scope[cp.vm_id.lower()].name
+            cp.vm_name = cp.vm_name or covered[cp.vm_id.lower()].name
         chosen = select(cps, p.get("older_than_days"), p.get("keep_newest"))
         chosen.sort(key=lambda cp: (cp.vm_name, cp.added_at or dt.datetime.min.replace(tzinfo=dt.timezone.utc)))
         rows = [{"id": cp.id, "vm_id": cp.vm_id, "vm_name": cp.vm_name, "name": cp.name,
                  "added_at": cp.added_at.isoformat() if cp.added_at else ""} for cp in chosen]
         verb = "would be removed" if p.get("dry_run") else "to remove"
-        msg = f"{len(cps)} checkpoints on {len(in_scope)} VMs; {len(rows)} {verb}"
+        role = p.get("user_role") or ""
+        role_name = next((v.user_role_name for v in covered.values() if v.user_role_name), role)
+        of_role = f" of user role {role_name}" if role else ""
+        msg = f"{len(cps)} checkpoints on {len(covered)} VMs{of_role}; {len(rows)} {verb}"
         if p.get("dry_run") and rows:
             msg += ": " + "; ".join(f"{r['vm_name']}: '{r['name']}' ({r['added_at'][:10] or 'no date'})" for r in rows[:200])
         return Outcome.done(msg, {"checkpoints": len(cps), "selected": len(rows)}, context={"remove": rows})

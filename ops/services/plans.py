@@ -153,5 +153,6 @@ def _push(actor, plan, dropped, only=None):
     try:
         return runs.launch(actor, "plan-update", prep)
     except runs.RunConflict as exc:
-        raise ValidationError({"plan": f"plan {plan.name} is still being pushed to VMM by run {exc.run_id}: "
-                                       "wait for it, then change the plan again"}) from None
+        raise ValidationError({"plan": ValidationError(f"plan {plan.name} is still being pushed to VMM by run "
+                                                       f"{exc.run_id}: wait for it, then change the plan again",
+                                                       code="conflict")}) from None

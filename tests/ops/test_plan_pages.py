@@ -69,7 +69,7 @@ def test_bad_input_names_the_field_and_changes_nothing(client_for, admin_user, s
     c = client_for(admin_user)
     before = (Plan.objects.count(), AuditEntry.objects.count(), synced.state()["user_roles"])
     cases = [
-        ({"name": "Gold\u202eplaN"}, "may not contain control characters or direction marks"),
+        ({"name": "Gold\u202eplaN"}, "contains characters that hide or reorder text (U+202E"),
         ({"name": "x" * 10_000}, "at most 100 characters"),
         ({"clouds": []}, "This field is required"),
         ({"checkpoints_kept": "0"}, "greater than or equal to 1"),
