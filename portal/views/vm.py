@@ -17,6 +17,7 @@ from ops import authz
 from ops.authz import requires
 from ops.models import Checkpoint, PowerAction
 from ops.services import vm_actions
+from ops.services.runs import RunConflict
 from ops.vmdata import find_vm, vm_page
 
 
@@ -27,13 +28,18 @@ def _vm(request, vm_id):
     return vm
 
 
-def _refused(form, exc: ValidationError):
-    """Put a service's refusal on the form, on its field when it names one of the form's."""
+def _refused(form, exc: ValidationError) -> int:
+    """Put a service's refusal on the form, on its field when it names one of the form's; the status
+    to answer with: 409 when another run holds the VM (as the API says it), else 400."""
+    if isinstance(exc, (vm_actions.VMInUse, RunConflict)):
+        form.add_error(None, exc.messages)
+        return 409
     if hasattr(exc, "error_dict"):
         for field, errs in exc.message_dict.items():
             form.add_error(field if field in form.fields else None, errs)
     else:
         form.add_error(None, exc.messages)
+    return 400
 
 
 def _started(request, vm, run, what):
@@ -73,10 +79,11 @@ def vm_checkpoint(request, vm_id):
         try:
             run = vm_actions.request_checkpoint(request.user, vm, form.cleaned_data["name"], form.cleaned_data["description"])
         except ValidationError as exc:
-            _refused(form, exc)
+            status = _refused(form, exc)
         else:
             return _started(request, vm, run, f"Checkpoint '{form.cleaned_data['name']}' of {vm.name}")
-    status = 400 if form.errors else 200
+    else:
+        status = 400 if form.errors else 200
     return TemplateResponse(request, "portal/vm_checkpoint.html", {"nav": "my_vms", "p": page, "vm": vm, "form": form},
                             status=status)
 
@@ -123,7 +130,7 @@ def vm_restore(request, vm_id):
     page = vm_page(request.user, vm)
     data = request.POST if request.method == "POST" else (request.GET if "checkpoint" in request.GET else None)
     form = RestoreForm(data)
-    cp = None
+    cp, status = None, 200
     if form.is_bound and form.is_valid():
         cp = _checkpoint_of(vm, form.cleaned_data["checkpoint"])
         if cp is None:
@@ -132,12 +139,12 @@ def vm_restore(request, vm_id):
             try:
                 run = vm_actions.request_restore(request.user, vm, cp, form.cleaned_data["checkpoint_first"])
             except ValidationError as exc:
-                _refused(form, exc)
+                status = _refused(form, exc)
             else:
                 return _started(request, vm, run, f"Restoring {vm.name} to '{cp.name}'")
     template = "portal/vm_restore_confirm.html" if cp is not None and not form.errors else "portal/vm_restore.html"
     return TemplateResponse(request, template, {"nav": "my_vms", "p": page, "vm": vm, "form": form, "cp": cp},
-                            status=400 if form.errors else 200)
+                            status=status if status != 200 else (400 if form.errors else 200))
 
 
 @requires("vm.view")

@@ -20,7 +20,7 @@ ARTIFACTS = Path(BASE_DIR) / "test-artifacts"
 
 
 @contextlib.contextmanager
-def live_site(time_scale: float, artifacts_prefix: str = "e2e-", bound: int = 2, setup: str = ""):
+def live_site(time_scale: float, artifacts_prefix: str = "e2e-", bound: int = 2, setup: str = "", workers: bool = True):
     from tests.conftest import start_sim
 
     engine, server = start_sim(time_scale=time_scale)
@@ -36,7 +36,8 @@ def live_site(time_scale: float, artifacts_prefix: str = "e2e-", bound: int = 2,
         web = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}",
                                 "--noreload", "--insecure"], env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port("127.0.0.1", port, 60, web)
-        s.start_cluster()
+        if workers:  # without: runs stay queued until the test calls s.start_cluster()
+            s.start_cluster()
         s.base_url = f"http://127.0.0.1:{port}"
         yield s
     finally:

@@ -161,7 +161,7 @@ def test_checkpoint_post_starts_a_run_shown_live_on_the_vm_page(demo, client):
     assert "Checkpoint app01: it&#x27;s $(x); y" in page
     # a second action while it is queued is refused naming the run
     again = client.post(_url("vm_checkpoint", vm), {"name": "again"})
-    assert again.status_code == 400 and f"run {run.pk} (Checkpoint app01" in _text(again)
+    assert again.status_code == 409 and f"run {run.pk} (Checkpoint app01" in _text(again)  # as the API answers
     assert Run.objects.count() == 1
     assert f"Run {run.pk}" in _text(client.get(reverse("activity"))) or str(run.pk) in _text(client.get(reverse("activity")))
 
