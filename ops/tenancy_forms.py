@@ -25,7 +25,17 @@ def plain_text(value: str, what: str) -> str:
     return value.strip()
 
 
-class PlanForm(forms.Form):
+class NamedForm(forms.Form):
+    """A form whose "required" messages name the field ("Clouds: choose or fill this in")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            label = field.label or name.replace("_", " ").capitalize()
+            field.error_messages["required"] = f"{label}: choose or fill this in"
+
+
+class PlanForm(NamedForm):
     name = forms.CharField(max_length=NAME_MAX)
     description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
     connection = forms.ModelChoiceField(ServerConnection.objects.filter(kind="vmm"), label="VMM server",
@@ -62,6 +72,10 @@ class PlanForm(forms.Form):
         if plan is not None:  # a plan's subscriptions live on its server: the server stays
             self.fields["connection"].disabled = True
             self.fields["clouds"].queryset = Cloud.objects.filter(connection=plan.connection_id).order_by("name")
+        else:
+            vmm = list(self.fields["connection"].queryset[:2])
+            if len(vmm) == 1:  # one VMM server: it is the answer, preselected
+                self.fields["connection"].initial = vmm[0].pk
         self.fields["clouds"].label_from_instance = lambda c: f"{c.name} ({c.connection.name})" if plan is None else c.name
 
     def clean_name(self):
@@ -105,7 +119,7 @@ class MemberLines(forms.CharField):
         return out
 
 
-class SubscriptionForm(forms.Form):
+class SubscriptionForm(NamedForm):
     name = forms.CharField(max_length=NAME_MAX, label="Tenant account", help_text="e.g. Contoso")
     plan = forms.ModelChoiceField(Plan.objects.exclude(state=Plan.State.DECOMMISSIONED).order_by("name"))
     role_mode = forms.ChoiceField(choices=[("new", "Create a new VMM user role (tenant administrator)"),
@@ -129,7 +143,7 @@ class SubscriptionForm(forms.Form):
         return data
 
 
-class MemberForm(forms.Form):
+class MemberForm(NamedForm):
     user = forms.ModelChoiceField(get_user_model().objects.none(), label="Tenant user")
     vmm_user = forms.CharField(max_length=255, label="Account as VMM lists it", help_text="DOMAIN\\name")
 

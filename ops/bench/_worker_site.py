@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ..simproc import free_port, wait_for_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -45,6 +48,7 @@ class WorkerSite:
         self.db = os.path.join(self.tmp, "slipway.sqlite3")
         self.keep = keep
         self.clusters = []
+        self.web, self.base_url = None, ""
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
             "SQLITE_PATH": self.db, "SLIPWAY_DATA_DIR": self.tmp, "SLIPWAY_WORKERS": str(workers),
@@ -134,7 +138,33 @@ class WorkerSite:
         return self.wait_for(lambda: (r := self.run_row(run_id))["state"] in ("succeeded", "failed", "cancelled") and r,
                              timeout)
 
+    def start_web(self) -> str:
+        """A real ASGI server (daphne, through ``manage.py runserver``) on a free loopback port, over
+        plain HTTP (the secure-cookie settings off); its base URL. ``close`` stops it."""
+        port = free_port()
+        env = {**self.env, "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
+               "CSRF_COOKIE_SECURE": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost"}
+        log = open(os.path.join(self.tmp, "daphne.log"), "w")  # noqa: SIM115 - the server's, closed with it
+        self.web = subprocess.Popen([sys.executable, str(BASE_DIR / "manage.py"), "runserver", f"127.0.0.1:{port}",
+                                     "--noreload", "--insecure"], env=env, cwd=BASE_DIR, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        wait_for_port("127.0.0.1", port, 60, self.web)
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    def stop_web(self):
+        if self.web is None:
+            return
+        self.web.terminate()
+        try:
+            self.web.wait(10)
+        except subprocess.TimeoutExpired:
+            self.web.kill()
+            self.web.wait(5)
+        self.web = None
+
     def close(self):
+        self.stop_web()
         for proc in self.clusters:
             if proc.poll() is None:
                 try:
@@ -143,6 +173,4 @@ class WorkerSite:
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     self.kill_cluster(proc)
         if not self.keep:
-            import shutil  # noqa: PLC0415
-
             shutil.rmtree(self.tmp, ignore_errors=True)

@@ -71,7 +71,7 @@ def test_bad_input_names_the_field_and_changes_nothing(client_for, admin_user, s
     cases = [
         ({"name": "Gold\u202eplaN"}, "contains characters that hide or reorder text (U+202E"),
         ({"name": "x" * 10_000}, "at most 100 characters"),
-        ({"clouds": []}, "This field is required"),
+        ({"clouds": []}, "Clouds: choose or fill this in"),
         ({"checkpoints_kept": "0"}, "greater than or equal to 1"),
         ({"checkpoints_kept": "$(Remove-SCVMHost)"}, "Enter a whole number"),
         ({"power_actions": ["reboot"]}, "Select a valid choice"),
