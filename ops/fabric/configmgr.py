@@ -234,6 +234,12 @@ def _collection_args(collection: str) -> dict:
     return {"Id" if is_id else "Name": text}
 
 
+def list_collections(s: FabricSession) -> list[CollectionInfo]:
+    """Every device collection of the site."""
+    rows = _query(s, [cmd("Get-CMDeviceCollection")], COLLECTION_FIELDS, cmdlet="Get-CMDeviceCollection", target="")
+    return [_collection(r) for r in rows]
+
+
 def get_collection(s: FabricSession, collection: str) -> CollectionInfo:
     check_literal_name(s, collection, "collection", "Get-CMDeviceCollection")
     rows = _query(s, [cmd("Get-CMDeviceCollection", **_collection_args(collection))], COLLECTION_FIELDS,

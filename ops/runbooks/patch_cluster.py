@@ -11,7 +11,9 @@ maintenance off, leave the collection. A node that comes back different keeps it
 
 The run holds its cluster and every node (no other run drains or patches them) and claims
 every VM on them. The preflight (ops/patching/preflight.py) refuses a start with a blocker and
-needs the operator's confirmation, by name, of each VM the drain will save.
+needs the operator's confirmation, by name, of each VM the drain will save. Before the first
+node, the hold list (standalone hosts asked for, nodes skipped for their VMs that are not highly
+available) goes into ConfigMgr's holding collection, each membership read back (seed 004).
 """
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ class PatchCluster(PatchSteps, Runbook):
                      "resume": "Resumed {target}", "home": "{target} is home",
                      "park": "Moved {target} off its node"}
     param_names = ("cluster", "order", "max_failed", "retries", "reboot_timeout", "non_ha", "move_stopped_ha",
-                   "failback", "deployment", "configmgr", "scom", "connection", "confirm", "outage_minutes")
+                   "failback", "deployment", "hosts", "hold_collection", "configmgr", "scom", "connection", "confirm",
+                   "outage_minutes")
     params = [
         {"name": "cluster", "label": "Cluster", "required": True, "help": "The host cluster to patch, e.g. CLU-B."},
         {"name": "order", "label": "Node order", "help": "Comma-separated node names; empty: fewest running VMs first."},
@@ -71,6 +74,10 @@ class PatchCluster(PatchSteps, Runbook):
         {"name": "non_ha", "label": "Running VMs that are not highly available", "default": "save", "choices": [
             ("save", "Save them (as VMM does): their users are cut off"), ("skip-node", "Do not patch that node")]},
         {"name": "move_stopped_ha", "label": "Move stopped HA VMs off first", "type": "bool"},
+        {"name": "hosts", "label": "Standalone hosts to hold", "help": "Comma-separated: put on the hold list (ConfigMgr's "
+         "holding collection) to be patched separately; they cannot be drained within a cluster."},
+        {"name": "hold_collection", "label": "Hold collection", "help": "The ConfigMgr collection for the hold list; "
+         "empty: the one whose name says hold."},
         {"name": "failback", "label": "Failback", "default": "verified", "choices": [
             ("verified", "Every VM back on its node, verified"), ("none", "Leave the VMs where the drain put them")]},
         {"name": "confirm", "label": "Confirm the VMs that will be saved", "help": "Their names, comma-separated."},
@@ -110,6 +117,8 @@ class PatchCluster(PatchSteps, Runbook):
         failback = bad.take(as_choice, raw.get("failback"), "failback", ("verified", "none"), "verified")
         outage = bad.take(outage_minutes, raw)
         confirm = [x.strip() for x in str(raw.get("confirm") or "").split(",") if x.strip()]
+        standalone = [x.strip() for x in str(raw.get("hosts") or "").split(",") if x.strip()]
+        hold_collection = str(raw.get("hold_collection") or "").strip()
         conn = bad.take(connection_named, raw.get("connection"), "vmm")
         scom_conn = bad.take(connection_named, raw.get("scom"), "scom", required=False)
         deployment = str(raw.get("deployment") or "").strip()
@@ -124,7 +133,7 @@ class PatchCluster(PatchSteps, Runbook):
                   "reboot_timeout": reboot, "non_ha": non_ha, "move_stopped_ha": move_stopped, "failback": failback,
                   "deployment": deployment, "configmgr": cm_conn.name if cm_conn else "",
                   "scom": scom_conn.name if scom_conn else "", "connection": conn.name, "confirm": confirm,
-                  "outage_minutes": outage}
+                  "hosts": standalone, "hold_collection": hold_collection, "outage_minutes": outage}
         return params, conn, cm_conn
 
     def checked(self, pf, params, conn):
@@ -134,14 +143,16 @@ class PatchCluster(PatchSteps, Runbook):
         if pf.blockers:
             raise ValidationError([f"cluster: {b}" if not b.startswith(("order:", "capacity:")) else b
                                    for b in pf.blockers], code="blocked")
-        skipped = sorted({w["node"] for w in pf.warnings}) if non_ha == "skip-node" else []
-        warned = [w for w in pf.warnings if w["node"] not in skipped]
-        missing = [w for w in warned if w["vm"].lower() not in {c.lower() for c in confirm}]
+        cluster_nodes = {n.short for n in pf.nodes}
+        skipped = [h["short"] for h in pf.hold if h["short"] in cluster_nodes]  # non_ha=skip-node
+        missing = [w for w in pf.warnings if w["vm"].lower() not in {c.lower() for c in confirm}]
         if missing:
             raise ValidationError("confirm: " + "; ".join(w["text"] for w in missing) + ". Confirm by name: confirm="
-                                  + ",".join(w["vm"] for w in warned), code="confirm")
-        params["order"] = [n for n in pf.order if preflight.short(n) not in skipped]
+                                  + ",".join(w["vm"] for w in pf.warnings), code="confirm")
+        params["order"] = list(pf.order)
         params["skipped_nodes"] = skipped
+        params["hold"] = pf.hold
+        params["hold_collection"] = pf.hold_collection
         params["preflight"] = pf.as_dict()
         claims = [v["id"] for n in pf.nodes for v in n.vms]
         holds = [f"cluster:{pf.cluster}"] + [f"host:{n.name}" for n in pf.nodes]
@@ -160,7 +171,9 @@ class PatchCluster(PatchSteps, Runbook):
         active = [(r.pk, r.title, r.context.get("holds"), r.context.get("claims"))
                   for r in Run.objects.filter(state__in=Run.ACTIVE_STATES)]
         try:
-            return preflight.run(conn, params["cluster"], cm_conn, params["deployment"], params["order"], active)
+            return preflight.run(conn, params["cluster"], cm_conn, params["deployment"], params["order"], active,
+                                 non_ha=params["non_ha"], standalone=params.get("hosts") or [],
+                                 hold_collection=params.get("hold_collection") or "")
         except errors.NotFound as exc:
             what = "deployment" if "deployment" in exc.message else "cluster"
             raise ValidationError(f"{what}: {exc}", code="invalid") from exc
@@ -171,6 +184,8 @@ class PatchCluster(PatchSteps, Runbook):
     def make_phases(self, run):
         hardware = run.params.get("deployment") == "none"
         out = []
+        if run.params.get("hold") and run.params.get("hold_collection"):
+            out.append(Phase("holdlist", f"Put the hold list in {run.params['hold_collection']}"))
         for node in run.params.get("order") or []:
             s = preflight.short(node)
             for stage, title, always in STAGES:
@@ -191,6 +206,12 @@ class PatchCluster(PatchSteps, Runbook):
         return next(n for n in run.params["order"] if preflight.short(n) == short_name)
 
     def plan(self, phase, run):
+        if phase.name == "holdlist":
+            col = run.params["hold_collection"]
+            return Plan([StepSpec("hold-host", h["short"], h["host"],
+                                  {"node": h["host"], "collection": col, "why": h["why"],
+                                   "retries": int(run.params.get("retries") or 0), "retry_delay": poll_seconds()})
+                         for h in run.params["hold"]])
         stage, _, s = phase.name.partition("@")
         node = self.node_of(run, s)
         retries = {"retries": int(run.params.get("retries") or 0), "retry_delay": poll_seconds()}
@@ -238,8 +259,11 @@ class PatchCluster(PatchSteps, Runbook):
             text += f" {s} failed: {errors_by.get('node ' + s, '').rstrip('.')}."
         for s in skipped:
             text += f" {s} skipped by the operator, not patched: {errors_by.get('node ' + s, '').rstrip('.')}."
-        if run.params.get("skipped_nodes"):
-            text += f" Not patched (running VMs that are not highly available): {', '.join(run.params['skipped_nodes'])}."
+        if run.params.get("hold"):
+            where = (f"in ConfigMgr collection {run.params['hold_collection']}" if run.params.get("hold_collection")
+                     else "no ConfigMgr connection")
+            text += (f" Hold list ({where}), patch separately: "
+                     + ", ".join(f"{h['short']} ({h['why']})" for h in run.params["hold"]) + ".")
         if eng.get("failure") and not failed:
             text += f" First failure: {eng['failure'].rstrip('.')}."
         stuck = [s for s in order if mine.get(f"maintenance:{s}")]

@@ -155,6 +155,20 @@ class PatchSteps:
             cm.refresh_collection(cs, dep.collection_id)
         return Outcome.wait(f"{s}: waiting for collection {col.name} to take it in", poll(), deadline=3600)
 
+    def do_hold_host(self, c):
+        """A host of the hold list into ConfigMgr's holding collection; done once ConfigMgr lists it there."""
+        node, s = self._node(c), short(self._node(c))
+        cs = c.session("configmgr")
+        dev = cm.get_device(cs, node)
+        col = cm.get_collection(cs, c.data["collection"])
+        if dev.resource_id in {d.resource_id for d in cm.list_devices(cs, col.name)}:
+            return Outcome.done(f"{s} is in {col.name} ({c.data['why']}): patch it separately",
+                                {"resource_id": dev.resource_id})
+        cm.add_to_collection(cs, col.id, dev)   # a second rule for the same device is harmless
+        if not col.refreshing:
+            cm.refresh_collection(cs, col.id)
+        return Outcome.wait(f"{s}: waiting for collection {col.name} to take it in", poll(), deadline=3600)
+
     def do_install(self, c):
         node, s = self._node(c), short(self._node(c))
         cs = c.session("configmgr")

@@ -10,7 +10,8 @@ from ..models import HostCluster
 from ..runbooks import registry
 from ..services import runs as run_service
 
-FIELDS = ("cluster", "order", "deployment", "max_failed", "retries", "reboot_timeout", "non_ha", "failback")
+FIELDS = ("cluster", "order", "deployment", "max_failed", "retries", "reboot_timeout", "non_ha", "move_stopped_ha",
+          "failback", "hosts", "hold_collection")
 
 
 @requires("run.start")
@@ -37,6 +38,7 @@ def patch_preflight(request):
         errors = errors or ["cluster is required (the host cluster to patch, e.g. CLU-B)"]
     return render(request, "ops/patch/preflight.html", {
         "nav": "runs", "clusters": clusters, "raw": raw, "pf": pf, "errors": errors,
+        "more_open": any(k in raw for k in FIELDS[3:]),
         "ordered": sorted(pf.nodes, key=lambda n: pf.order.index(n.name) if n.name in pf.order else 99) if pf else [],
     }, status=status)
 
