@@ -37,6 +37,13 @@ def test_operator_patches_clu_b_from_the_preflight_page_and_watches_it_live(patc
     page = login(browser, patch_site.base_url)
     page.goto(f"{patch_site.base_url}/ops/patch/?cluster=CLU-B")
     page.wait_for_selector("#preflight")
+    page.click("details.more-options summary")
+    assert page.locator("input[name=move_stopped_ha]").is_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width in (1400, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(ARTIFACTS / f"patch-preflight-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 900})
     for vm in SAVED:
         assert page.locator(f"[data-confirm-vm={vm}]").count() == 1, f"{vm} is named as a VM the drain saves"
     page.check(f"[data-confirm-vm={SAVED[0]}]")
