@@ -96,6 +96,8 @@ def _pin_connections(sched, params: dict, prep) -> dict:
     if scom_name:
         sched.scom_connection = ServerConnection.objects.filter(kind=ServerConnection.Kind.SCOM, name=scom_name).first()
         params["scom"] = scom_name
+    if prep.params.get("configmgr"):  # a patch run's ConfigMgr site, by name (a second site added later changes nothing)
+        params["configmgr"] = prep.params["configmgr"]
     return params
 
 
