@@ -49,13 +49,18 @@ class SimProcess:
         return f"{'https' if self.https else 'http'}://{self.host}:{self.port}/wsman"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, 10 s to end, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def spawn(scenario: str = "demo", *, host: str = "127.0.0.1", port: int | None = None, username: str = "slipway",

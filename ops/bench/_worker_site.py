@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..simproc import free_port, wait_for_port
+from ..simproc import free_port, stop_process, wait_for_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -153,15 +153,9 @@ class WorkerSite:
         return self.base_url
 
     def stop_web(self):
-        if self.web is None:
-            return
-        self.web.terminate()
-        try:
-            self.web.wait(10)
-        except subprocess.TimeoutExpired:
-            self.web.kill()
-            self.web.wait(5)
-        self.web = None
+        if self.web is not None:
+            stop_process(self.web)
+            self.web = None
 
     def close(self):
         self.stop_web()

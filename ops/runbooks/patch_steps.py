@@ -139,35 +139,34 @@ class PatchSteps:
                                f"Moving {vm['name']} (stopped) off {short(node)} to {short(dest.name)}")
 
     # -- ConfigMgr ---------------------------------------------------------------------
-    def do_enrol(self, c):
-        node, s = self._node(c), short(self._node(c))
-        cs = c.session("configmgr")
-        dep = self._deployment(c)
+    def _join(self, cs, node, collection):
+        """(device, collection, None) once ConfigMgr lists the node in the collection; until then the
+        membership rule is added (a second rule for one device is harmless), the collection refreshed,
+        and the third item is the wait."""
         dev = cm.get_device(cs, node)
-        col = cm.get_collection(cs, dep.collection_id)
-        members = {d.resource_id for d in cm.list_devices(cs, col.name)}   # -CollectionName takes the name
-        if dev.resource_id in members:
-            cm.request_machine_policy(cs, dev)
-            return Outcome.done(f"{s} is a member of the deployment's collection; machine policy requested",
-                                {"resource_id": dev.resource_id})
-        cm.add_to_collection(cs, dep.collection_id, dev)   # a second rule for the same device is harmless
+        col = cm.get_collection(cs, collection)
+        if dev.resource_id in {d.resource_id for d in cm.list_devices(cs, col.name)}:   # -CollectionName: the name
+            return dev, col, None
+        cm.add_to_collection(cs, col.id, dev)
         if not col.refreshing:
-            cm.refresh_collection(cs, dep.collection_id)
-        return Outcome.wait(f"{s}: waiting for collection {col.name} to take it in", poll(), deadline=3600)
+            cm.refresh_collection(cs, col.id)
+        return dev, col, Outcome.wait(f"{short(node)}: waiting for collection {col.name} to take it in", poll(),
+                                      deadline=3600)
+
+    def do_enrol(self, c):
+        cs = c.session("configmgr")
+        dev, _, waiting = self._join(cs, self._node(c), self._deployment(c).collection_id)
+        if waiting:
+            return waiting
+        cm.request_machine_policy(cs, dev)
+        return Outcome.done(f"{short(self._node(c))} is a member of the deployment's collection; machine policy "
+                            "requested", {"resource_id": dev.resource_id})
 
     def do_hold_host(self, c):
         """A host of the hold list into ConfigMgr's holding collection; done once ConfigMgr lists it there."""
-        node, s = self._node(c), short(self._node(c))
-        cs = c.session("configmgr")
-        dev = cm.get_device(cs, node)
-        col = cm.get_collection(cs, c.data["collection"])
-        if dev.resource_id in {d.resource_id for d in cm.list_devices(cs, col.name)}:
-            return Outcome.done(f"{s} is in {col.name} ({c.data['why']}): patch it separately",
-                                {"resource_id": dev.resource_id})
-        cm.add_to_collection(cs, col.id, dev)   # a second rule for the same device is harmless
-        if not col.refreshing:
-            cm.refresh_collection(cs, col.id)
-        return Outcome.wait(f"{s}: waiting for collection {col.name} to take it in", poll(), deadline=3600)
+        dev, col, waiting = self._join(c.session("configmgr"), self._node(c), c.data["collection"])
+        return waiting or Outcome.done(f"{short(self._node(c))} is in {col.name} ({c.data['why']}): patch it "
+                                       "separately", {"resource_id": dev.resource_id})
 
     def do_install(self, c):
         node, s = self._node(c), short(self._node(c))
