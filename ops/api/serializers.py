@@ -26,7 +26,7 @@ class StepSerializer(serializers.ModelSerializer):
 class RunSerializer(serializers.ModelSerializer):
     runbook = serializers.CharField(source="kind", read_only=True, help_text="The runbook's name, e.g. batch-checkpoint.")
     state = serializers.ChoiceField(choices=Run.State.choices, read_only=True)
-    phase_label = serializers.CharField(read_only=True, help_text='"3/6 Stop the running VMs", as the run page says.')
+    phase_label = serializers.SerializerMethodField(help_text='"3/6 Stop the running VMs", as the run page says.')
     progress = serializers.IntegerField(source="shown_progress", read_only=True, help_text="0-100.")
     outcome = serializers.CharField(source="message", read_only=True,
                                     help_text="How the run ended, or why it waits for the operator.")
@@ -44,6 +44,9 @@ class RunSerializer(serializers.ModelSerializer):
 
     def get_created_by(self, run) -> str | None:
         return run.created_by.get_username() if run.created_by else None
+
+    def get_phase_label(self, run) -> str:
+        return registry.run_phase_label(run)
 
     def get_schedule(self, run) -> str | None:
         return run.schedule.name if run.schedule else None

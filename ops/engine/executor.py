@@ -35,7 +35,8 @@ from ..dbutil import update_rows
 from ..fabric import errors
 from ..models import Run, ServerConnection, Step
 from ..runbooks import registry
-from ..runbooks.base import StepContext, phases_of
+from ..runbooks.base import StepContext
+from ..runbooks.registry import phases_of
 from . import lease, waits
 from .blocking import Blocking, pause_seconds  # noqa: F401 - re-exported for tests
 from .events import Event, emit_many

@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..models import Run
-from . import lease
+from . import executor, lease  # executor.enqueue is looked up at each call: tests replace it (tests/ops/_engine_support.py)
 from .events import emit
 
 log = logging.getLogger("slipway.engine")
@@ -77,8 +77,6 @@ def _reap_forever() -> None:
 def reap(reschedule=True) -> list[int]:
     from django_q.models import Schedule  # noqa: PLC0415
 
-    from .executor import enqueue  # noqa: PLC0415
-
     now = timezone.now()
     resumed = []
     stale = Run.objects.filter(state__in=(Run.State.QUEUED, Run.State.RUNNING, Run.State.PAUSED)).filter(
@@ -91,7 +89,7 @@ def reap(reschedule=True) -> list[int]:
             if run.state != Run.State.PAUSED and run.lease_owner:
                 emit(run, "No worker has renewed this run's lease (its lease expired: the worker stopped, or "
                           "no worker was free to take its next task); another worker takes it over", "warning")
-            transaction.on_commit(lambda rid=run.pk, t=token: enqueue(rid, t))
+            transaction.on_commit(lambda rid=run.pk, t=token: executor.enqueue(rid, t))
         resumed.append(run.pk)
     if resumed:
         log.info("reaper resumed runs %s", resumed)

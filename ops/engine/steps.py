@@ -7,6 +7,7 @@ import concurrent.futures
 import logging
 import time
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -36,8 +37,6 @@ _threads = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_pre
 
 
 def poll_seconds() -> float:
-    from django.conf import settings  # noqa: PLC0415
-
     return float(getattr(settings, "SLIPWAY_ENGINE_POLL_SECONDS", 0.05))
 
 

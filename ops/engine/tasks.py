@@ -1,12 +1,11 @@
 """django-q2 task entry points (referenced by dotted path in the queue)."""
-from . import executor, reaper
+from ..services.schedules import fire
+from . import executor, lease, reaper
 
 
 def advance_run(run_id, token=None):
     """Advance a run for one slice under its lease (see ``executor``)."""
     if token is None:  # started by hand: only when nobody drives the run
-        from . import lease  # noqa: PLC0415
-
         token = lease.new_token()
         if not lease.claim_free(run_id, token):
             return "not-leased"
@@ -18,6 +17,4 @@ def reap_expired_leases():
 
 
 def start_scheduled_run(schedule_id):
-    from ..services.schedules import fire  # noqa: PLC0415
-
     return fire(int(schedule_id))

@@ -206,8 +206,9 @@ def get_device(s: FabricSession, name: str) -> DeviceInfo:
 
 
 def list_devices(s: FabricSession, collection: str | None = None) -> list[DeviceInfo]:
-    """Every device, or the effective members of one collection (by name)."""
-    rows = _query(s, [cmd("Get-CMDevice", CollectionName=collection, Fast=True)], DEVICE_FIELDS,
+    """Every device, or the effective members of one collection (its ID or its name)."""
+    which = {f"Collection{k}": v for k, v in _collection_args(collection).items()} if collection else {}
+    rows = _query(s, [cmd("Get-CMDevice", **which, Fast=True)], DEVICE_FIELDS,
                   cmdlet="Get-CMDevice", target=collection or "")
     return [_device(r) for r in rows]
 

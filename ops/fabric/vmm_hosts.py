@@ -16,7 +16,8 @@ from . import errors
 from .commands import Cmd, check_literal_name, cmd, enum_text, parse_json_output, select_json
 from .session import FabricSession
 from .types import AdapterInfo, HostFacts, JobInfo, VolumeInfo
-from .vmm import COMMUNICATION_STATES, _run_job
+from .types import VMInfo
+from .vmm import COMMUNICATION_STATES, VM_FIELDS, _query, _run_job, _vm
 
 HOST_FIELDS = ("Name", "CommunicationState", "MaintenanceHost")
 VOLUME_FIELDS = ("Name", "VolumeLabel", "Capacity", "IsClustered")
@@ -28,7 +29,9 @@ def _host_pipe(host_name: str) -> list[Cmd]:
     return [cmd("Get-SCVMHost", ComputerName=host_name)]
 
 
-def host_facts(s: FabricSession, host_name: str) -> HostFacts:
+def host_facts(s: FabricSession, host_name: str, details: bool = True) -> HostFacts:
+    """The host's state; with ``details`` (and when it responds) its volumes and network adapters too,
+    a second round trip."""
     check_literal_name(s, host_name, "host", "Get-SCVMHost")
     rows = parse_json_output(s.run([_host_pipe(host_name) + select_json(*HOST_FIELDS)], cmdlet="Get-SCVMHost",
                                    target=host_name).output)
@@ -38,7 +41,7 @@ def host_facts(s: FabricSession, host_name: str) -> HostFacts:
     comm = enum_text(rows[0].get("CommunicationState"), COMMUNICATION_STATES)
     facts = HostFacts(str(rows[0].get("Name") or host_name), comm == "Responding", comm,
                       bool(rows[0].get("MaintenanceHost")), [], [])
-    if not facts.responding:
+    if not facts.responding or not details:
         return facts
     result = s.run([_host_pipe(host_name) + [cmd("Get-SCStorageVolume")] + select_json(*VOLUME_FIELDS),
                     _host_pipe(host_name) + [cmd("Get-SCVMHostNetworkAdapter")] + select_json(*ADAPTER_FIELDS)],
@@ -50,6 +53,14 @@ def host_facts(s: FabricSession, host_name: str) -> HostFacts:
                                          enum_text(a.get("ConnectionState"), CONNECTED) == "Connected")
                              for a in adapters), key=lambda a: a.name.lower())
     return facts
+
+
+def vms_on(s: FabricSession, host_name: str) -> list[VMInfo]:
+    """The VMs VMM places on one host (``Get-SCVMHost | Get-SCVirtualMachine``): one host's, not the
+    fabric's, over the wire. A host VMM does not know has none (``host_facts`` says it is unknown)."""
+    check_literal_name(s, host_name, "host", "Get-SCVirtualMachine")
+    return [_vm(r) for r in _query(s, _host_pipe(host_name) + [cmd("Get-SCVirtualMachine")], VM_FIELDS,
+                                   cmdlet="Get-SCVirtualMachine", target=host_name)]
 
 
 def _two(output: list) -> tuple:

@@ -84,12 +84,6 @@ class Run(models.Model):
         """The progress to show: a succeeded run reads 100 %, whatever was last written."""
         return 100 if self.state == self.State.SUCCEEDED else self.progress
 
-    @property
-    def phase_label(self) -> str:
-        from ..runbooks.registry import phase_label  # noqa: PLC0415 (runbooks import models)
-
-        return phase_label(self.kind, self.phase, self.state, (self.context.get("engine") or {}).get("phases"))
-
 
 def state_label(state: str, cancel_requested: bool = False, abort_requested: bool = False) -> str:
     """What the pages say of a run's state: an active run that was told to stop says so."""

@@ -136,7 +136,7 @@ def _node_result(run, s, steps, mine, eng) -> NodeResult:
             why = [f"VMs not home: {', '.join(out.not_home)}"] if out.not_home else []
             why += [f"still in maintenance: {out.maintenance}"] if out.maintenance else []
             out.result, out.reason = "PartiallyFailed", "; ".join(why)
-        elif run.state in Run.ACTIVE_STATES and not any(st.action == "leave" and st.state == ok for st in mine_steps):
+        elif run.state in Run.ACTIVE_STATES and (run.phase or "").endswith("@" + s):
             out.result, out.reason = "InProgress", "patched; bringing its VMs home"
         else:
             out.result = "Succeeded"

@@ -27,6 +27,7 @@ from django.core.exceptions import ValidationError
 
 from ..fabric import errors, scom, vmm
 from ..fabric.session import session_for
+from ..models import ServerConnection
 
 
 @dataclasses.dataclass
@@ -173,16 +174,6 @@ class StepContext:
         return self.session("scom")
 
 
-def phases_of(run) -> list[Phase]:
-    """The phases stored with a run when it started (ops/engine/executor.py), else its runbook's static list."""
-    stored = (run.context.get("engine") or {}).get("phases")
-    if stored:
-        return [Phase.from_dict(d) for d in stored]
-    from .registry import get  # noqa: PLC0415 (the registry imports every runbook, this module first)
-
-    return get(run.kind).make_phases(run)
-
-
 def own(run) -> dict:
     """A runbook's own data in its run: ``run.context['runbook']`` (the engine keeps its own beside it)."""
     return run.context.get("runbook") or {}
@@ -202,7 +193,7 @@ class Runbook:
 
     # -- the plan ------------------------------------------------------------------
     def make_phases(self, run) -> list[Phase]:
-        """The run's phases, made once when it starts and stored with it (``phases_of``): a runbook
+        """The run's phases, made once when it starts and stored with it (``registry.phases_of``): a runbook
         may repeat a block of phases per target, in an order chosen from its parameters."""
         return list(self.phases)
 
@@ -373,8 +364,6 @@ CUSTOM_PROPERTY = re.compile(r"^(Custom([1-9]|10)|[A-Za-z][A-Za-z0-9_ .-]{0,63})
 
 def connection_named(raw, kind, *, required=True):
     """The named enabled connection of ``kind``, or the only one; None when there is none and not required."""
-    from ..models import ServerConnection  # noqa: PLC0415
-
     qs = ServerConnection.objects.filter(kind=kind, enabled=True)
     label = {"vmm": "VMM", "scom": "SCOM"}.get(kind, kind)
     param = "connection" if kind == "vmm" else kind
@@ -425,8 +414,6 @@ def param_named_in(message: str, names) -> str | None:
 
 def fabric_check(fn, what):
     """Call the fabric while validating; an unreachable server refuses the parameters clearly."""
-    from ..fabric import errors  # noqa: PLC0415
-
     try:
         return fn()
     except errors.FabricError as exc:

@@ -6,8 +6,10 @@ running but what the preflight said would be saved; enrol the node in the deploy
 collection; follow its install; reboot when a restart is pending and wait for the host to
 answer again; check compliance and the node's consistency (volumes, network adapters against
 its own record and its peers); then, always (the block's compensation): ``Enable-SCVMHost``,
-bring every VM home (start what was saved, move each back), verify where each is, SCOM
-maintenance off, leave the collection. A node that comes back different keeps its VMs away.
+bring every VM home (start what was saved, move each back) while SCOM maintenance goes off and
+the node leaves the collection, verify where each VM is. A node that comes back different keeps its VMs away.
+The run's last phase proves from ConfigMgr that every node left the deployment's collection (the
+refresh that lets a node go runs while the next node is drained, not in its way).
 
 The run holds its cluster and every node (no other run drains or patches them) and claims
 every VM on them. The preflight (ops/patching/preflight.py) refuses a start with a blocker and
@@ -38,9 +40,9 @@ STAGES = [  # (stage, title, always)
     ("back", "Wait for the host to come back", False),
     ("check", "Check compliance and consistency", False),
     ("resume", "Resume the node", True),
-    ("return", "Bring every VM home", True),
+    # SCOM maintenance off and leaving the collection need no VM home: they go beside the moves
+    ("return", "Bring every VM home; maintenance off, leave the collection", True),
     ("verify", "Verify every VM is home", True),
-    ("leave", "Maintenance off, leave the collection", True),
 ]
 HARDWARE = {"enrol", "install", "reboot"}  # deployment=none: drain, wait for the operator, resume
 
@@ -194,6 +196,8 @@ class PatchCluster(PatchSteps, Runbook):
                 if hardware and stage == "back":
                     stage, title = "hold", "Wait for the operator (hardware maintenance)"
                 out.append(Phase(f"{stage}@{s}", f"{s}: {title}", always=always, block=f"node {s}"))
+        if not hardware:
+            out.append(Phase("left", "Check every node left the deployment's collection", always=True))
         return out
 
     def after_block_failure(self, run, block, failed_blocks):
@@ -212,20 +216,31 @@ class PatchCluster(PatchSteps, Runbook):
                                   {"node": h["host"], "collection": col, "why": h["why"],
                                    "retries": int(run.params.get("retries") or 0), "retry_delay": poll_seconds()})
                          for h in run.params["hold"]])
+        if phase.name == "left":
+            nodes = {k.split(":", 1)[1]: v for k, v in own(run).items() if k.startswith("leaving:") and v}
+            if not nodes:
+                return Plan([])
+            col = next(iter(nodes.values()))["collection"]
+            return Plan([StepSpec("left", col, col, {"collection": col, "nodes": nodes, "retries": int(
+                run.params.get("retries") or 0), "retry_delay": poll_seconds()})])
         stage, _, s = phase.name.partition("@")
         node = self.node_of(run, s)
         retries = {"retries": int(run.params.get("retries") or 0), "retry_delay": poll_seconds()}
         mine = own(run)
         record = mine.get(f"record:{s}") or {}
         if stage == "return":
+            leave = StepSpec("leave", node, node, {"node": node, **retries})
             if run.params.get("failback") == "none":
-                return Plan([], [("info", f"{s}: failback none: the VMs stay where the drain put them")])
+                return Plan([leave], [("info", f"{s}: failback none: the VMs stay where the drain put them")])
             if mine.get(f"different:{s}"):
-                return Plan([], [("warning", f"{s} came back different ({mine[f'different:{s}']}): its VMs stay "
-                                             "away; check the node, then move them home")])
-            vms = [v for v in record.get("vms", []) if v["ha"] or v["status"] == "Running"]
-            return Plan([StepSpec("home", v["name"], v["id"], {**retries, "node": node, "vm": v,
-                                                               "cmdlet": "Move-SCVirtualMachine"}) for v in vms])
+                return Plan([leave], [("warning", f"{s} came back different ({mine[f'different:{s}']}): its VMs "
+                                                  "stay away; check the node, then move them home")])
+            # the VMs that ran first: the drain moved them, so they need a job slot for the move back
+            # at once; a stopped VM stayed (or was parked) and is mostly home already (ops/engine/steps.py, reserve)
+            vms = sorted((v for v in record.get("vms", []) if v["ha"] or v["status"] == "Running"),
+                         key=lambda v: v["status"] != "Running")
+            return Plan([*(StepSpec("home", v["name"], v["id"], {**retries, "node": node, "vm": v,
+                                                                 "cmdlet": "Move-SCVirtualMachine"}) for v in vms), leave])
         if stage == "verify":
             if run.params.get("failback") == "none" or mine.get(f"different:{s}") or not record:
                 return Plan([])

@@ -9,14 +9,26 @@ learns goes back in ``Outcome.context`` (the run's ``context['runbook']``), keye
 """
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 
 from django.conf import settings
 
-from ..fabric import configmgr as cm, errors, scom, vmm, vmm_hosts
+from ..fabric import bulk, configmgr as cm, errors, scom, vmm, vmm_hosts
 from ..fabric.types import AdapterInfo, HostFacts, VolumeInfo
 from .base import Outcome
+
+
+# reads an action makes of different servers (VMM, ConfigMgr, SCOM) go at once; a pool of its own,
+# apart from the engine's (ops/engine/steps.py), so an action waiting on it never starves itself
+_reads = concurrent.futures.ThreadPoolExecutor(max_workers=12, thread_name_prefix="slipway-patch-read")
+
+
+def together(*calls):
+    """Each call's result, in order, the calls under way at once (the first error is raised)."""
+    futures = [_reads.submit(f) for f in calls]
+    return [f.result() for f in futures]
 
 
 def poll() -> float:
@@ -50,7 +62,15 @@ class PatchSteps:
         return c.data["node"]
 
     def _vms_on(self, c, node):
-        return [v for v in vmm.list_vms(c.vmm) if v.host_name.lower() in (node.lower(), short(node).lower())]
+        return vmm_hosts.vms_on(c.vmm, node)
+
+    def prefetch(self, ctxs):
+        """The VMs that steps starting together move (home, park), read in one round trip."""
+        ids = [c.data["vm"]["id"] for c in ctxs if c.action in ("home", "park")]
+        return {"vms": bulk.get_vms(ctxs[0].vmm, ids)} if ids else {}
+
+    def _vm_now(self, c, vm_id):
+        return c.cache.get("vms", {}).get(vm_id.lower()) or vmm.get_vm(c.vmm, vm_id)
 
     def _deployment(self, c):
         return cm.get_deployment(c.session("configmgr"), name=c.params["deployment"])
@@ -62,21 +82,24 @@ class PatchSteps:
         mine = c.own.get(f"record:{s}")
         if mine:   # recorded before a crash: the drain may have moved VMs since; keep the first record
             return Outcome.done(f"{s}: placement already recorded ({len(mine['vms'])} VMs)")
-        facts = vmm_hosts.host_facts(c.vmm, node)
-        vms = [{"id": v.id, "name": v.name, "status": v.status, "ha": v.is_highly_available, "memory_mb": v.memory_mb}
-               for v in self._vms_on(c, node)]
-        running = sum(v["status"] == "Running" for v in vms)
-        needed = []
-        if c.params.get("deployment") != "none":   # what the report says of each update (ops/patching/report.py)
+
+        def needed():   # what the report says of each update (ops/patching/report.py)
+            if c.params.get("deployment") == "none":
+                return []
             cs = c.session("configmgr")
-            needed = [{"ci_id": u.ci_id, "article_id": u.article_id, "title": u.title}
-                      for u in cm.pending_updates(cs, self._deployment(c), cm.get_device(cs, node))]
+            return [{"ci_id": u.ci_id, "article_id": u.article_id, "title": u.title}
+                    for u in cm.pending_updates(cs, self._deployment(c), cm.get_device(cs, node))]
+
+        facts, on, needed = together(lambda: vmm_hosts.host_facts(c.vmm, node), lambda: self._vms_on(c, node), needed)
+        vms = [{"id": v.id, "name": v.name, "status": v.status, "ha": v.is_highly_available, "memory_mb": v.memory_mb}
+               for v in on]
+        running = sum(v["status"] == "Running" for v in vms)
         return Outcome.done(f"{s}: recorded {len(vms)} VMs ({running} running), {len(facts.volumes)} volumes, "
                             f"{len(facts.adapters)} network adapters, {len(needed)} updates needed",
                             {"vms": len(vms)},
                             context={f"record:{s}": {"vms": vms, "facts": _facts_dict(facts), "updates": needed}})
 
-    def _update_results(self, c, node) -> dict:
+    def _update_results(self, c, node, dev=None) -> dict:
         """Each update the node needed, as ConfigMgr now says it stands on the node (status and the
         last install's error code): kept with the run for its report."""
         s = short(node)
@@ -84,7 +107,7 @@ class PatchSteps:
         if not needed:
             return {}
         cs = c.session("configmgr")
-        states = cm.update_compliance(cs, cm.get_device(cs, node))
+        states = cm.update_compliance(cs, dev or cm.get_device(cs, node))
         out = []
         for u in needed:
             st = states.get(u["ci_id"])
@@ -92,18 +115,23 @@ class PatchSteps:
                         "pending_restart": bool(st and st.pending_restart)})
         return {f"updates:{s}": out}
 
+    def _silence(self, c, node):
+        """SCOM maintenance on the node, unless it is on already."""
+        if not c.params.get("scom"):
+            return
+        ss = c.session("scom")
+        try:
+            if scom.get_maintenance(ss, node) is None:
+                end = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=4)
+                scom.start_maintenance(ss, node, end, "PlannedOperatingSystemReconfiguration",
+                                       f"Slipway run {c.run_id}: patching {short(node)}")
+        except errors.NotFound:
+            pass  # not monitored by SCOM: nothing to silence
+
     def do_drain(self, c):
         node = self._node(c)
-        if c.params.get("scom"):
-            ss = c.session("scom")
-            try:
-                if scom.get_maintenance(ss, node) is None:
-                    end = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=4)
-                    scom.start_maintenance(ss, node, end, "PlannedOperatingSystemReconfiguration",
-                                           f"Slipway run {c.run_id}: patching {short(node)}")
-            except errors.NotFound:
-                pass  # not monitored by SCOM: nothing to silence
-        facts = vmm_hosts.host_facts(c.vmm, node)
+        _, facts = together(lambda: self._silence(c, node),
+                            lambda: vmm_hosts.host_facts(c.vmm, node, details=False))
         if facts.in_maintenance:
             return Outcome.done(f"{short(node)} is already in maintenance in VMM (drained)")
         return Outcome.started(vmm.disable_host(c.vmm, node, move_within_cluster=True),
@@ -124,7 +152,7 @@ class PatchSteps:
         (move_stopped_ha): started while its node reboots, it would have nowhere to run. The
         return phase brings it home like every HA VM (``do_home``)."""
         node, vm = c.data["node"], c.data["vm"]
-        now = vmm.get_vm(c.vmm, vm["id"])
+        now = self._vm_now(c, vm["id"])
         if now.host_name.lower() not in (node.lower(), short(node).lower()):
             return Outcome.done(f"{vm['name']} is already off {short(node)} (on {short(now.host_name)})")
         hosts = vmm.list_hosts(c.vmm)
@@ -143,9 +171,9 @@ class PatchSteps:
         """(device, collection, None) once ConfigMgr lists the node in the collection; until then the
         membership rule is added (a second rule for one device is harmless), the collection refreshed,
         and the third item is the wait."""
-        dev = cm.get_device(cs, node)
-        col = cm.get_collection(cs, collection)
-        if dev.resource_id in {d.resource_id for d in cm.list_devices(cs, col.name)}:   # -CollectionName: the name
+        dev, col, members = together(lambda: cm.get_device(cs, node), lambda: cm.get_collection(cs, collection),
+                                     lambda: cm.list_devices(cs, collection))
+        if dev.resource_id in {d.resource_id for d in members}:
             return dev, col, None
         cm.add_to_collection(cs, col.id, dev)
         if not col.refreshing:
@@ -171,8 +199,7 @@ class PatchSteps:
     def do_install(self, c):
         node, s = self._node(c), short(self._node(c))
         cs = c.session("configmgr")
-        dep = self._deployment(c)
-        dev = cm.get_device(cs, node)
+        dep, dev = together(lambda: self._deployment(c), lambda: cm.get_device(cs, node))
         st = cm.device_status(cs, dep, dev)
         if st is not None and st.compliant:
             return Outcome.done(f"{s}: compliant, nothing to install", context={f"restart:{s}": False})
@@ -191,11 +218,13 @@ class PatchSteps:
         node, s = self._node(c), short(self._node(c))
         if c.own.get(f"restart:{s}") is False:
             return Outcome.skipped(f"{s}: no restart needed", "info")
-        facts = vmm_hosts.host_facts(c.vmm, node)
+        cs = c.session("configmgr")
+        facts, dep, dev = together(lambda: vmm_hosts.host_facts(c.vmm, node, details=False),
+                                   lambda: self._deployment(c),
+                                   lambda: cm.get_device(cs, node))
         if not facts.responding:
             return Outcome.done(f"{s} is restarting")
-        cs = c.session("configmgr")
-        st = cm.device_status(cs, self._deployment(c), cm.get_device(cs, node))
+        st = cm.device_status(cs, dep, dev)
         if st is not None and not st.pending_restart:
             return Outcome.done(f"{s}: restart already done ({st.description})")
         return Outcome.started(vmm_hosts.restart_host(c.vmm, node), f"Restarting {s}")
@@ -203,10 +232,9 @@ class PatchSteps:
     def do_back(self, c):
         node, s = self._node(c), short(self._node(c))
         limit = 60 * int(c.params.get("reboot_timeout") or 30) * timeout_scale()
-        facts = vmm_hosts.host_facts(c.vmm, node)
-        online = True
-        if facts.responding and c.params.get("deployment") != "none":
-            online = cm.get_device(c.session("configmgr"), node).online
+        hardware = c.params.get("deployment") == "none"
+        facts, online = together(lambda: vmm_hosts.host_facts(c.vmm, node, details=False),
+                                 lambda: hardware or cm.get_device(c.session("configmgr"), node).online)
         if facts.responding and online:
             return Outcome.done(f"{s} is back: responding in VMM and ConfigMgr")
         return Outcome.wait(f"VMM server {c.connection.name}: host {s} did not come back within "
@@ -220,20 +248,22 @@ class PatchSteps:
 
     def do_check(self, c):
         node, s = self._node(c), short(self._node(c))
-        problems = []
-        if c.params.get("deployment") != "none":
+        peers = [p for p in c.params.get("order") or [] if p != node]
+
+        def compliance():   # (updates still applicable, each needed update's result for the report)
+            if c.params.get("deployment") == "none":
+                return [], {}
             cs = c.session("configmgr")
-            dep = self._deployment(c)
-            left = cm.pending_updates(cs, dep, cm.get_device(cs, node))
-            if left:
-                problems.append(f"updates still applicable: {', '.join(u.article_id for u in left)}")
-        results = self._update_results(c, node) if c.params.get("deployment") != "none" else {}
-        now = vmm_hosts.host_facts(c.vmm, node)
+            dep, dev = together(lambda: self._deployment(c), lambda: cm.get_device(cs, node))
+            return cm.pending_updates(cs, dep, dev), self._update_results(c, node, dev)
+
+        now, peer, (left, results) = together(lambda: vmm_hosts.host_facts(c.vmm, node),
+                                              lambda: vmm_hosts.host_facts(c.vmm, peers[0]) if peers else None,
+                                              compliance)
+        problems = [f"updates still applicable: {', '.join(u.article_id for u in left)}"] if left else []
         before = c.own.get(f"record:{s}", {}).get("facts")
         different = vmm_hosts.differences(_facts(before, node), now) if before else []
-        peers = [p for p in c.params.get("order") or [] if p != node]
-        if peers and not different:
-            peer = vmm_hosts.host_facts(c.vmm, peers[0])
+        if peer is not None and not different:
             if peer.responding and (len(peer.volumes), len(peer.adapters)) != (len(now.volumes), len(now.adapters)):
                 different.append(f"{len(now.volumes)} volumes and {len(now.adapters)} network adapters, its peer "
                                  f"{short(peers[0])} has {len(peer.volumes)} and {len(peer.adapters)}")
@@ -249,7 +279,7 @@ class PatchSteps:
     # -- always: resume, home, verify, leave ---------------------------------------------
     def do_resume(self, c):
         node, s = self._node(c), short(self._node(c))
-        facts = vmm_hosts.host_facts(c.vmm, node)
+        facts = vmm_hosts.host_facts(c.vmm, node, details=False)
         if not facts.responding:
             return Outcome.failed(f"VMM server {c.connection.name}: cannot resume {s}: it is {facts.communication_state}; "
                                   "it stays in maintenance",
@@ -262,7 +292,7 @@ class PatchSteps:
 
     def do_home(self, c):
         node, vm = c.data["node"], c.data["vm"]
-        now = vmm.get_vm(c.vmm, vm["id"])
+        now = self._vm_now(c, vm["id"])
         here = now.host_name.lower() in (node.lower(), short(node).lower())
         if not here and vm["ha"]:
             return Outcome.started(vmm.move_vm(c.vmm, vm["id"], node, vm["name"]),
@@ -289,19 +319,40 @@ class PatchSteps:
         return Outcome.done(f"{s}: every VM is home ({len(record)} VMs, as before)", context={f"away:{s}": []})
 
     def do_leave(self, c):
+        """SCOM maintenance off; the node's membership rule out of the deployment's collection and a
+        refresh asked for. The refresh is not waited for here: the next node goes on meanwhile, and the
+        run's last phase (``do_left``) proves from ConfigMgr that every node left."""
         node, s = self._node(c), short(self._node(c))
-        done = []
+        done, context = [], {}
         if c.params.get("deployment") not in ("none", ""):
             cs = c.session("configmgr")
-            dep = self._deployment(c)
-            dev = cm.get_device(cs, node)
-            col = cm.get_collection(cs, dep.collection_id)
-            if dev.resource_id in {d.resource_id for d in cm.list_devices(cs, col.name)}:
+            dep, dev = together(lambda: self._deployment(c), lambda: cm.get_device(cs, node))
+            col, members = together(lambda: cm.get_collection(cs, dep.collection_id),
+                                    lambda: cm.list_devices(cs, dep.collection_id))
+            if dev.resource_id in {d.resource_id for d in members}:
                 cm.remove_from_collection(cs, dep.collection_id, dev)   # removing it twice is harmless
                 if not col.refreshing:
                     cm.refresh_collection(cs, dep.collection_id)
-                return Outcome.wait(f"{s}: waiting for collection {col.name} to let it go", poll(), deadline=3600)
+                done.append(f"leaving {col.name} (checked before the run ends)")
+            context[f"leaving:{s}"] = {"collection": dep.collection_id, "resource_id": dev.resource_id}
         if c.params.get("scom") and not c.own.get(f"maintenance:{s}"):
             if scom.stop_maintenance(c.session("scom"), node):
                 done.append("SCOM maintenance off")
-        return Outcome.done(f"{s}: {', '.join(done) or 'nothing left to undo'}")
+        return Outcome.done(f"{s}: {', '.join(done) or 'nothing left to undo'}", context=context)
+
+    def do_left(self, c):
+        """Done once ConfigMgr lists none of the nodes that left in the deployment's collection; a
+        member still there has its rule removed again (harmless) and the collection refreshed."""
+        cs = c.session("configmgr")
+        col, members = together(lambda: cm.get_collection(cs, c.data["collection"]),
+                                lambda: cm.list_devices(cs, c.data["collection"]))
+        leaving = {int(v["resource_id"]): n for n, v in c.data["nodes"].items()}
+        still = [d for d in members if d.resource_id in leaving]
+        if not still:
+            return Outcome.done(f"ConfigMgr lists none of {', '.join(leaving.values())} in {col.name} any more")
+        for d in still:
+            cm.remove_from_collection(cs, col.id, d)
+        if not col.refreshing:
+            cm.refresh_collection(cs, col.id)
+        return Outcome.wait(f"waiting for collection {col.name} to let {', '.join(leaving[d.resource_id] for d in still)} go",
+                            poll(), deadline=3600)

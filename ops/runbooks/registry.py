@@ -1,7 +1,7 @@
 """Runbooks by kind (the name used in URLs, the CLI and Run.kind)."""
 from django.core.exceptions import ValidationError
 
-from .base import Runbook
+from .base import Phase, Runbook
 from .batch_checkpoint import BatchCheckpoint
 from .checkpoint_cleanup import CheckpointCleanup
 from .patch_cluster import PatchCluster
@@ -26,6 +26,14 @@ def get(kind: str) -> Runbook:
     except KeyError:
         raise ValidationError(f"unknown runbook {kind!r}; expected one of {', '.join(sorted(_REGISTRY))}",
                               code="unknown") from None
+
+
+def phases_of(run) -> list[Phase]:
+    """The phases stored with a run when it started (ops/engine/executor.py), else its runbook's static list."""
+    stored = (run.context.get("engine") or {}).get("phases")
+    if stored:
+        return [Phase.from_dict(d) for d in stored]
+    return get(run.kind).make_phases(run)
 
 
 def all_runbooks() -> list[Runbook]:
@@ -56,3 +64,8 @@ def phase_label(kind: str, phase: str, state: str = "", phases=None) -> str:
         return f"all {len(names)} done"
     i = names.index(phase)
     return f"{i + 1}/{len(names)} {rows[i][1]}"
+
+
+def run_phase_label(run) -> str:
+    """``phase_label`` of a run, with the phases stored with it."""
+    return phase_label(run.kind, run.phase, run.state, (run.context.get("engine") or {}).get("phases"))

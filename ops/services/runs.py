@@ -15,7 +15,7 @@ from ..engine.events import emit
 from ..engine.reaper import ensure_reaper_schedule
 from ..models import Run, RunTarget, ServerConnection, Step, VirtualMachine
 from ..runbooks import registry
-from ..runbooks.base import phases_of
+from ..runbooks.registry import phases_of
 from . import audit
 
 

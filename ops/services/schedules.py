@@ -18,6 +18,7 @@ from croniter import CroniterError, croniter
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django_q.models import Schedule
 
 from .. import authz
 from ..models import Run, RunSchedule, ServerConnection
@@ -118,8 +119,6 @@ def _clear_slot(sched) -> None:
 
 
 def _arm(sched):
-    from django_q.models import Schedule  # noqa: PLC0415
-
     if sched.q_schedule_id:
         Schedule.objects.filter(pk=sched.q_schedule_id).delete()
         sched.q_schedule = None
@@ -181,8 +180,6 @@ def _set_enabled(user, sched, enabled: bool, action: str) -> RunSchedule:
 
 
 def delete_schedule(user, sched) -> None:
-    from django_q.models import Schedule  # noqa: PLC0415
-
     authz.require(user, "schedule.change")
     with transaction.atomic():
         if sched.q_schedule_id:

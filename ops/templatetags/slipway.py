@@ -3,8 +3,15 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from .. import authz
+from ..runbooks.registry import run_phase_label
 
 register = template.Library()
+
+
+@register.filter
+def phase_label(run) -> str:
+    """``{{ run|phase_label }}``: "3/6 Stop the running VMs" (ops/runbooks/registry.py)."""
+    return run_phase_label(run)
 
 
 @register.filter

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from django import forms
 from django.core.exceptions import ValidationError
 
+from ..runbooks import registry
 from ..runbooks.base import param_named_in
 from . import offered
 
@@ -24,15 +25,9 @@ def _get(obj, *names, default=None):
     return default
 
 
-def _registry():
-    from ops.runbooks import registry  # noqa: PLC0415 - written by the engine helper
-
-    return registry
-
-
 def runbooks() -> list:
     """Every runbook kind as ``SimpleNamespace(kind, title, description, params)``."""
-    reg = _registry()
+    reg = registry
     items = None
     for name in ("all_runbooks", "runbooks", "all"):
         func = getattr(reg, name, None)

@@ -20,17 +20,12 @@ from django.views.decorators.http import require_POST
 from .. import livetail
 from ..authz import allowed, requires, restrict
 from ..models import Run, Step, VirtualMachine
+from ..services import runs as run_services
 from . import runforms, runtargets, stepgroups, timeline
 
 PAGE_SIZE = 25
 LOG_RENDERED = 1000  # newest events rendered into the page; the socket sends the rest
 SCHEDULED = "(schedule)"
-
-
-def _services():
-    from ..services import runs as run_services  # noqa: PLC0415
-
-    return run_services
 
 
 def _visible_run(request, pk) -> Run:
@@ -167,7 +162,7 @@ def run_start(request):
             form = runforms.StartRunForm(rb, initial=_again_initial(request, rb))
         if request.method == "POST" and form.is_valid():
             try:
-                run = _services().start_run(request.user, rb.kind, form.params())
+                run = run_services.start_run(request.user, rb.kind, form.params())
             except ValidationError as exc:
                 runforms.apply_service_error(form, exc)
                 conflict = _conflicting_run(request, exc)
@@ -203,7 +198,7 @@ def _operate(request, pk, service: str, done: str):
     """POST of an operator button on the run page: the service decides; the page says what happened."""
     run = _visible_run(request, pk)
     try:
-        getattr(_services(), service)(request.user, run)
+        getattr(run_services, service)(request.user, run)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
     else:
@@ -242,7 +237,7 @@ def run_step_action(request, pk, step_pk):
     action = request.POST.get("action", "")
     if action not in STEP_ACTIONS:
         return _bad_request(f"Unknown action {action[:40]!r}; expected retry, skip, skip-node or abort.")
-    svc = _services()
+    svc = run_services
     try:
         if action == "retry":
             svc.retry_step(request.user, step)

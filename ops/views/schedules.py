@@ -11,15 +11,10 @@ from django.views.decorators.http import require_POST
 
 from ..authz import allowed, requires, restrict
 from ..models import RunSchedule
+from ..services import schedules as schedule_services
 from . import offered, runforms
 
 PREFIX = "p_"  # parameter fields, so a runbook parameter never collides with name/cron
-
-
-def _services():
-    from ..services import schedules as schedule_services  # noqa: PLC0415
-
-    return schedule_services
 
 
 class ScheduleForm(forms.Form):
@@ -36,7 +31,7 @@ class ScheduleForm(forms.Form):
 
     def clean_cron(self):
         try:
-            return _services().validate_cron(self.cleaned_data["cron"])
+            return schedule_services.validate_cron(self.cleaned_data["cron"])
         except ValidationError as exc:
             raise ValidationError([m.removeprefix("cron: ") for m in exc.messages]) from None
 
@@ -82,7 +77,7 @@ def schedule_new(request):
     form = ScheduleForm(rb, request.POST or None) if rb else None
     if request.method == "POST" and form is not None and form.is_valid():
         try:
-            sched = _services().create_schedule(request.user, name=form.cleaned_data["name"], kind=rb.kind,
+            sched = schedule_services.create_schedule(request.user, name=form.cleaned_data["name"], kind=rb.kind,
                                                 cron=form.cleaned_data["cron"], params=form.params())
         except ValidationError as exc:
             runforms.apply_service_error(form, exc, PREFIX, {"name": "name", "cron": "cron"})
@@ -101,7 +96,7 @@ def schedule_edit(request, pk):
         form = ScheduleForm(rb, request.POST)
         if form.is_valid():
             try:
-                _services().update_schedule(request.user, sched, name=form.cleaned_data["name"],
+                schedule_services.update_schedule(request.user, sched, name=form.cleaned_data["name"],
                                             cron=form.cleaned_data["cron"], params=form.params())
             except ValidationError as exc:
                 runforms.apply_service_error(form, exc, PREFIX, {"name": "name", "cron": "cron"})
@@ -126,7 +121,7 @@ def _render_form(request, books, rb, form, sched):
 @require_POST
 def schedule_toggle(request, pk):
     sched = _editable(request, pk)
-    svc = _services()
+    svc = schedule_services
     try:
         if sched.enabled:
             svc.pause_schedule(request.user, sched)
@@ -145,7 +140,7 @@ def schedule_delete(request, pk):
     sched = _editable(request, pk)
     name = sched.name
     try:
-        _services().delete_schedule(request.user, sched)
+        schedule_services.delete_schedule(request.user, sched)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

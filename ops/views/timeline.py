@@ -9,7 +9,8 @@ import dataclasses
 from django.utils import timezone
 
 from ..models import Step
-from ..runbooks.base import own, phases_of
+from ..runbooks.base import own
+from ..runbooks.registry import phases_of
 
 WIDTH, LABEL, ROW = 1000, 96, 30
 COLOURS = {"succeeded": "#2f855a", "failed": "#c53030", "running": "#2b6cb0", "waiting": "#b7791f",

@@ -23,10 +23,10 @@ def patch_site(monkeypatch):
 
 
 def done_nodes(page) -> list[str]:
-    """The nodes whose card says their last stage (maintenance off, leave the collection) succeeded."""
+    """The nodes whose card says their last stage (verify every VM is home) succeeded."""
     return page.eval_on_selector_all(
         "[data-node-card].succeeded",
-        "els => els.filter(e => e.textContent.includes('leave the collection')).map(e => e.dataset.nodeCard)")
+        "els => els.filter(e => e.textContent.includes('Verify every VM is home')).map(e => e.dataset.nodeCard)")
 
 
 def cards(page) -> dict:
@@ -64,7 +64,7 @@ def test_operator_patches_clu_b_from_the_preflight_page_and_watches_it_live(patc
         seen, grown = [], []
         for i in range(3):
             page.wait_for_function(f"() => [...document.querySelectorAll('[data-node-card].succeeded')]"
-                                   f".filter(e => e.textContent.includes('leave the collection')).length >= {i + 1}",
+                                   f".filter(e => e.textContent.includes('Verify every VM is home')).length >= {i + 1}",
                                    timeout=240_000)
             now = done_nodes(page)
             seen.append(now)

@@ -9,7 +9,8 @@ import pytest
 from ops.engine import waits
 from ops.models import Run, Step
 from ops.runbooks import registry
-from ops.runbooks.base import Outcome, Phase, Plan, Prepared, Runbook, StepSpec, phases_of
+from ops.runbooks.base import Outcome, Phase, Plan, Prepared, Runbook, StepSpec
+from ops.runbooks.registry import phases_of
 from ops.services import runs as run_service
 from ._engine_support import driver, events  # noqa: F401 - fixture
 

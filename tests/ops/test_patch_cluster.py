@@ -86,6 +86,33 @@ def test_a_patch_run_patches_every_node_and_brings_every_vm_home(patching, opera
     assert "hv-b01: Drain — succeeded" in svg and "home, verified" in svg
 
 
+def test_a_node_put_back_in_the_collection_after_it_left_is_taken_out_before_the_run_ends(patching, operator, driver,
+                                                                                             configmgr):
+    """A node's leave asks ConfigMgr to let it go and does not wait; the run's last phase proves from
+    ConfigMgr that every node left. Someone re-adding the first node meanwhile does not slip by."""
+    run = start(operator, confirm=CONFIRM)
+    first = run.params["order"][0]
+    c = session_for(configmgr)
+    dep = cm.get_deployment(c, name=run.params["deployment"])
+    readded = []
+
+    def readd_after_first_left():
+        if not readded and run.steps.filter(action="leave", target=first, state="succeeded").exists():
+            cm.add_to_collection(c, dep.collection_id, cm.get_device(c, first))
+            cm.refresh_collection(c, dep.collection_id)
+            readded.append(first)
+        return False
+
+    driver.drive(until=readd_after_first_left, rests=True, timeout=300)
+    run.refresh_from_db()
+    assert readded and run.state == Run.State.SUCCEEDED, run.message
+    col = cm.get_collection(c, dep.collection_id)
+    assert cm.list_devices(c, col.name) == [], "the node put back was taken out again"
+    short = first.split(".")[0]
+    assert any(f"waiting for collection {col.name} to let {short} go" in e for e in events(run))
+    assert any(e.startswith("ConfigMgr lists none of ") and short in e for e in events(run))
+
+
 def test_the_vms_the_drain_saves_must_be_confirmed_by_name(patching, operator):
     with pytest.raises(ValidationError) as info:
         start(operator, confirm="web06")

@@ -39,7 +39,7 @@ def progress_line(run, done, total):
     line = f"[{'#' * filled}{'.' * (BAR - filled)}] {run.progress:3d}% "
     if not run.phase:
         return line + run.get_state_display().lower()
-    line += f"phase {run.phase_label} — {done}/{total} steps"
+    line += f"phase {registry.run_phase_label(run)} — {done}/{total} steps"
     if run.state not in (Run.State.RUNNING, Run.State.SUCCEEDED):
         line += f" — {run.get_state_display().lower()}"
     return line
