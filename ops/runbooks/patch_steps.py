@@ -83,14 +83,15 @@ class PatchSteps:
         if mine:   # recorded before a crash: the drain may have moved VMs since; keep the first record
             return Outcome.done(f"{s}: placement already recorded ({len(mine['vms'])} VMs)")
 
-        def needed():   # what the report says of each update (ops/patching/report.py)
+        def updates_needed():   # what the report says of each update (ops/patching/report.py)
             if c.params.get("deployment") == "none":
                 return []
             cs = c.session("configmgr")
             return [{"ci_id": u.ci_id, "article_id": u.article_id, "title": u.title}
                     for u in cm.pending_updates(cs, self._deployment(c), cm.get_device(cs, node))]
 
-        facts, on, needed = together(lambda: vmm_hosts.host_facts(c.vmm, node), lambda: self._vms_on(c, node), needed)
+        facts, on, needed = together(lambda: vmm_hosts.host_facts(c.vmm, node), lambda: self._vms_on(c, node),
+                                     updates_needed)
         vms = [{"id": v.id, "name": v.name, "status": v.status, "ha": v.is_highly_available, "memory_mb": v.memory_mb}
                for v in on]
         running = sum(v["status"] == "Running" for v in vms)
