@@ -29,6 +29,15 @@ def done_nodes(page) -> list[str]:
         "els => els.filter(e => e.textContent.includes('Verify every VM is home')).map(e => e.dataset.nodeCard)")
 
 
+SEGMENTS = ("[...document.querySelector('svg.timeline').querySelectorAll('rect[data-state]')]"
+            ".map(r => r.querySelector('title').textContent.split(' — ')[0] + ' ' + r.dataset.state)")
+
+
+def segments(page) -> list[str]:
+    """The timeline's segments as 'node: phase state', in document order."""
+    return page.evaluate(f"() => {SEGMENTS}")
+
+
 def cards(page) -> dict:
     return dict(page.eval_on_selector_all("[data-node-card]", "els => els.map(e => [e.dataset.nodeCard, e.className])"))
 
@@ -85,10 +94,13 @@ def test_operator_patches_clu_b_from_the_preflight_page_and_watches_it_live(patc
     assert page.evaluate("window.__noReload") == "still the same document"
     second.wait_for_function("() => document.querySelector('[data-run-state]').textContent.trim() === 'Succeeded'",
                              timeout=120_000)
-    second.wait_for_function("() => [...document.querySelectorAll('[data-node-card].succeeded')].length === 3",
+    # the run's state arrives by websocket, the timeline by its own fetch (static/js/run-timeline.js):
+    # wait for the second browser's timeline to show every node's last stage, then for both to agree
+    second.wait_for_function("() => [...document.querySelectorAll('[data-node-card].succeeded')]"
+                             ".filter(e => e.textContent.includes('Verify every VM is home')).length === 3",
                              timeout=60_000)
-    svg = "document.querySelector('svg.timeline').querySelectorAll('rect[data-state]').length"
-    page.wait_for_function(f"() => {svg} === {second.evaluate(svg)}", timeout=30_000)
+    mine = segments(page)
+    second.wait_for_function(f"mine => JSON.stringify({SEGMENTS}) === JSON.stringify(mine)", arg=mine, timeout=30_000)
     assert cards(second) == cards(page), "the second browser sees the same timeline"
     steps = patch_site.query("select count(*) from ops_step where run_id = ?", run_id)[0][0]
     assert page.inner_text("[data-steps-total]").strip() == str(steps), "the step count follows the steps that appear"
