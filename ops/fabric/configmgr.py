@@ -255,26 +255,37 @@ def _rule_target(collection: str) -> dict:
     return {"CollectionId": args["Id"]} if "Id" in args else {"CollectionName": args["Name"]}
 
 
-def add_to_collection(s: FabricSession, collection: str, device: DeviceInfo | int) -> None:
-    """A direct membership rule; effective after the next refresh. Adding it twice is harmless."""
-    _run(s, [[cmd("Add-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
-                ResourceId=[_resource_id(device)])]],
-          cmdlet="Add-CMDeviceCollectionDirectMembershipRule", target=f"{_label(device)} in {collection}")
+def _add_rule(collection: str, device: DeviceInfo | int):
+    return cmd("Add-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection), ResourceId=[_resource_id(device)])
 
 
-def remove_from_collection(s: FabricSession, collection: str, device: DeviceInfo | int) -> None:
-    _run(s, [[cmd("Remove-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
-                ResourceId=[str(_resource_id(device))], Force=True)]],
-          cmdlet="Remove-CMDeviceCollectionDirectMembershipRule", target=f"{_label(device)} in {collection}")
+def _update(collection: str):
+    args = _collection_args(collection)
+    return cmd("Invoke-CMCollectionUpdate", **({"CollectionId": args["Id"]} if "Id" in args else {"Name": args["Name"]}))
+
+
+def add_to_collection(s: FabricSession, collection: str, device: DeviceInfo | int, refresh: bool = False) -> None:
+    """A direct membership rule; effective after the next refresh. Adding it twice is harmless.
+    With ``refresh``, the refresh is asked for in the same round trip (``Invoke-CMCollectionUpdate``)."""
+    statements = [[_add_rule(collection, device)]] + ([[_update(collection)]] if refresh else [])
+    _run(s, statements, cmdlet="Add-CMDeviceCollectionDirectMembershipRule" + (", Invoke-CMCollectionUpdate" if refresh else ""),
+         target=f"{_label(device)} in {collection}")
+
+
+def remove_from_collection(s: FabricSession, collection: str, device: DeviceInfo | int, refresh: bool = False) -> None:
+    """The device's direct membership rule out (removing it twice is harmless); with ``refresh``, the
+    refresh asked for in the same round trip."""
+    statements = [[cmd("Remove-CMDeviceCollectionDirectMembershipRule", **_rule_target(collection),
+                       ResourceId=[str(_resource_id(device))], Force=True)]] + ([[_update(collection)]] if refresh else [])
+    _run(s, statements, cmdlet="Remove-CMDeviceCollectionDirectMembershipRule" + (", Invoke-CMCollectionUpdate" if refresh else ""),
+         target=f"{_label(device)} in {collection}")
 
 
 def refresh_collection(s: FabricSession, collection: str) -> CollectionInfo:
     """Ask for a membership update; returns the collection as it was before (pass it to
     ``wait_collection_refreshed``)."""
     before = get_collection(s, collection)
-    args = _collection_args(collection)
-    _run(s, [[cmd("Invoke-CMCollectionUpdate", **({"CollectionId": args["Id"]} if "Id" in args else {"Name": args["Name"]}))]],
-          cmdlet="Invoke-CMCollectionUpdate", target=collection)
+    _run(s, [[_update(collection)]], cmdlet="Invoke-CMCollectionUpdate", target=collection)
     return before
 
 
@@ -357,8 +368,13 @@ def deployment_status(s: FabricSession, deployment: DeploymentInfo) -> list[Devi
 def device_status(s: FabricSession, deployment: DeploymentInfo, device: DeviceInfo | int) -> DeviceStatus | None:
     """One device's status for a deployment; None while the device is not (yet) targeted by it
     (not an effective member of its collection)."""
+    return status_of(deployment_status(s, deployment), device)
+
+
+def status_of(statuses: list[DeviceStatus], device: DeviceInfo | int) -> DeviceStatus | None:
+    """The device's row of ``deployment_status`` (None: not targeted)."""
     rid = _resource_id(device)
-    return next((d for d in deployment_status(s, deployment) if d.resource_id == rid), None)
+    return next((d for d in statuses if d.resource_id == rid), None)
 
 
 # -- per update -------------------------------------------------------------------------------
@@ -398,6 +414,9 @@ def update_compliance(s: FabricSession, device: DeviceInfo | int) -> dict[int, U
 def pending_updates(s: FabricSession, deployment: DeploymentInfo, device: DeviceInfo | int) -> list[SoftwareUpdateInfo]:
     """The deployment's updates the device still needs (required, or installed and waiting for the
     restart): what a preflight shows and what "compliant" means when it is empty."""
-    states = update_compliance(s, device)
-    return [u for u in list_updates(s, deployment.update_group_ci_id)
-            if states.get(u.ci_id) is not None and states[u.ci_id].status == "Required"]
+    return still_required(list_updates(s, deployment.update_group_ci_id), update_compliance(s, device))
+
+
+def still_required(updates: list[SoftwareUpdateInfo], states: dict[int, UpdateCompliance]) -> list[SoftwareUpdateInfo]:
+    """``pending_updates`` from its two readings (made at once by a caller that needs both)."""
+    return [u for u in updates if states.get(u.ci_id) is not None and states[u.ci_id].status == "Required"]

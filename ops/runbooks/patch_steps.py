@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import datetime as dt
+import threading
 
 from django.conf import settings
 
@@ -22,11 +23,18 @@ from .base import Outcome
 
 # reads an action makes of different servers (VMM, ConfigMgr, SCOM) go at once; a pool of its own,
 # apart from the engine's (ops/engine/steps.py), so an action waiting on it never starves itself
-_reads = concurrent.futures.ThreadPoolExecutor(max_workers=12, thread_name_prefix="slipway-patch-read")
+_inner = threading.local()
+_reads = concurrent.futures.ThreadPoolExecutor(max_workers=12, thread_name_prefix="slipway-patch-read",
+                                               initializer=lambda: setattr(_inner, "pool", True))
 
 
 def together(*calls):
-    """Each call's result, in order, the calls under way at once (the first error is raised)."""
+    """Each call's result, in order, the calls under way at once (the first error is raised). Called
+    from one of the pool's own threads (a call that itself reads at once), the calls get a small pool
+    of their own: waiting on the shared one from inside it could wait for ever once it is full."""
+    if getattr(_inner, "pool", False):
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="slipway-patch-read2") as ex:
+            return [f.result() for f in [ex.submit(fn) for fn in calls]]
     futures = [_reads.submit(f) for f in calls]
     return [f.result() for f in futures]
 
@@ -73,6 +81,11 @@ class PatchSteps:
         return c.cache.get("vms", {}).get(vm_id.lower()) or vmm.get_vm(c.vmm, vm_id)
 
     def _deployment(self, c):
+        """The run's deployment: read by its name once (the record step keeps it in ``own['deployment']``:
+        its IDs and collection do not change under a run); its state is always read afresh."""
+        kept = c.own.get("deployment")
+        if kept and kept.get("name") == c.params["deployment"]:
+            return cm.DeploymentInfo(**kept)
         return cm.get_deployment(c.session("configmgr"), name=c.params["deployment"])
 
     # -- record, drain -----------------------------------------------------------------
@@ -83,32 +96,37 @@ class PatchSteps:
         if mine:   # recorded before a crash: the drain may have moved VMs since; keep the first record
             return Outcome.done(f"{s}: placement already recorded ({len(mine['vms'])} VMs)")
 
-        def updates_needed():   # what the report says of each update (ops/patching/report.py)
+        def updates_needed():   # what the report says of each update (ops/patching/report.py); the deployment
             if c.params.get("deployment") == "none":
-                return []
+                return [], {}
             cs = c.session("configmgr")
-            return [{"ci_id": u.ci_id, "article_id": u.article_id, "title": u.title}
-                    for u in cm.pending_updates(cs, self._deployment(c), cm.get_device(cs, node))]
+            dep, dev = together(lambda: self._deployment(c), lambda: cm.get_device(cs, node))
+            updates, states = together(lambda: cm.list_updates(cs, dep.update_group_ci_id),
+                                       lambda: cm.update_compliance(cs, dev))
+            return ([{"ci_id": u.ci_id, "article_id": u.article_id, "title": u.title}
+                     for u in cm.still_required(updates, states)], {"deployment": dataclasses.asdict(dep)})
 
-        facts, on, needed = together(lambda: vmm_hosts.host_facts(c.vmm, node), lambda: self._vms_on(c, node),
-                                     updates_needed)
+        facts, on, (needed, kept) = together(lambda: vmm_hosts.host_facts(c.vmm, node), lambda: self._vms_on(c, node),
+                                             updates_needed)
         vms = [{"id": v.id, "name": v.name, "status": v.status, "ha": v.is_highly_available, "memory_mb": v.memory_mb}
                for v in on]
         running = sum(v["status"] == "Running" for v in vms)
         return Outcome.done(f"{s}: recorded {len(vms)} VMs ({running} running), {len(facts.volumes)} volumes, "
                             f"{len(facts.adapters)} network adapters, {len(needed)} updates needed",
                             {"vms": len(vms)},
-                            context={f"record:{s}": {"vms": vms, "facts": _facts_dict(facts), "updates": needed}})
+                            context={f"record:{s}": {"vms": vms, "facts": _facts_dict(facts), "updates": needed},
+                                     **kept})
 
-    def _update_results(self, c, node, dev=None) -> dict:
+    def _update_results(self, c, node, dev=None, states=None) -> dict:
         """Each update the node needed, as ConfigMgr now says it stands on the node (status and the
         last install's error code): kept with the run for its report."""
         s = short(node)
         needed = c.own.get(f"record:{s}", {}).get("updates") or []
         if not needed:
             return {}
-        cs = c.session("configmgr")
-        states = cm.update_compliance(cs, dev or cm.get_device(cs, node))
+        if states is None:
+            cs = c.session("configmgr")
+            states = cm.update_compliance(cs, dev or cm.get_device(cs, node))
         out = []
         for u in needed:
             st = states.get(u["ci_id"])
@@ -176,9 +194,7 @@ class PatchSteps:
                                      lambda: cm.list_devices(cs, collection))
         if dev.resource_id in {d.resource_id for d in members}:
             return dev, col, None
-        cm.add_to_collection(cs, col.id, dev)
-        if not col.refreshing:
-            cm.refresh_collection(cs, col.id)
+        cm.add_to_collection(cs, col.id, dev, refresh=not col.refreshing)   # rule and refresh in one round trip
         return dev, col, Outcome.wait(f"{short(node)}: waiting for collection {col.name} to take it in", poll(),
                                       deadline=3600)
 
@@ -199,9 +215,9 @@ class PatchSteps:
 
     def do_install(self, c):
         node, s = self._node(c), short(self._node(c))
-        cs = c.session("configmgr")
-        dep, dev = together(lambda: self._deployment(c), lambda: cm.get_device(cs, node))
-        st = cm.device_status(cs, dep, dev)
+        cs, dep = c.session("configmgr"), self._deployment(c)
+        dev, statuses = together(lambda: cm.get_device(cs, node), lambda: cm.deployment_status(cs, dep))
+        st = cm.status_of(statuses, dev)
         if st is not None and st.compliant:
             return Outcome.done(f"{s}: compliant, nothing to install", context={f"restart:{s}": False})
         if st is not None and st.pending_restart:
@@ -219,13 +235,12 @@ class PatchSteps:
         node, s = self._node(c), short(self._node(c))
         if c.own.get(f"restart:{s}") is False:
             return Outcome.skipped(f"{s}: no restart needed", "info")
-        cs = c.session("configmgr")
-        facts, dep, dev = together(lambda: vmm_hosts.host_facts(c.vmm, node, details=False),
-                                   lambda: self._deployment(c),
-                                   lambda: cm.get_device(cs, node))
+        cs, dep = c.session("configmgr"), self._deployment(c)
+        facts, dev, statuses = together(lambda: vmm_hosts.host_facts(c.vmm, node, details=False),
+                                        lambda: cm.get_device(cs, node), lambda: cm.deployment_status(cs, dep))
         if not facts.responding:
             return Outcome.done(f"{s} is restarting")
-        st = cm.device_status(cs, dep, dev)
+        st = cm.status_of(statuses, dev)
         if st is not None and not st.pending_restart:
             return Outcome.done(f"{s}: restart already done ({st.description})")
         return Outcome.started(vmm_hosts.restart_host(c.vmm, node), f"Restarting {s}")
@@ -254,9 +269,11 @@ class PatchSteps:
         def compliance():   # (updates still applicable, each needed update's result for the report)
             if c.params.get("deployment") == "none":
                 return [], {}
-            cs = c.session("configmgr")
-            dep, dev = together(lambda: self._deployment(c), lambda: cm.get_device(cs, node))
-            return cm.pending_updates(cs, dep, dev), self._update_results(c, node, dev)
+            cs, dep = c.session("configmgr"), self._deployment(c)
+            dev = cm.get_device(cs, node)
+            updates, states = together(lambda: cm.list_updates(cs, dep.update_group_ci_id),
+                                       lambda: cm.update_compliance(cs, dev))
+            return cm.still_required(updates, states), self._update_results(c, node, dev, states)
 
         now, peer, (left, results) = together(lambda: vmm_hosts.host_facts(c.vmm, node),
                                               lambda: vmm_hosts.host_facts(c.vmm, peers[0]) if peers else None,
@@ -304,12 +321,11 @@ class PatchSteps:
 
     def do_verify(self, c):
         node, s = self._node(c), short(self._node(c))
-        record = c.own.get(f"record:{s}", {}).get("vms", [])
-        now = {v.id.lower(): v for v in vmm.list_vms(c.vmm)}
+        everyone = c.own.get(f"record:{s}", {}).get("vms", [])
+        record = [v for v in everyone if v["ha"] or v["status"] == "Running"]   # a stopped non-HA VM never left
+        now = bulk.get_vms(c.vmm, [v["id"] for v in record])   # the node's own VMs, not the whole fabric
         away = []
         for v in record:
-            if not (v["ha"] or v["status"] == "Running"):
-                continue
             cur = now.get(v["id"].lower())
             if cur is None or cur.host_name.lower() not in (node.lower(), s.lower()):
                 away.append(f"{v['name']} on {short(cur.host_name) if cur else 'nowhere'}")
@@ -317,28 +333,35 @@ class PatchSteps:
                 away.append(f"{v['name']} {cur.status}")
         if away:
             return Outcome.failed(f"{s}: not every VM is home: {', '.join(away)}", context={f"away:{s}": away})
-        return Outcome.done(f"{s}: every VM is home ({len(record)} VMs, as before)", context={f"away:{s}": []})
+        return Outcome.done(f"{s}: every VM is home ({len(everyone)} VMs, as before)", context={f"away:{s}": []})
 
     def do_leave(self, c):
         """SCOM maintenance off; the node's membership rule out of the deployment's collection and a
         refresh asked for. The refresh is not waited for here: the next node goes on meanwhile, and the
         run's last phase (``do_left``) proves from ConfigMgr that every node left."""
         node, s = self._node(c), short(self._node(c))
-        done, context = [], {}
-        if c.params.get("deployment") not in ("none", ""):
-            cs = c.session("configmgr")
-            dep, dev = together(lambda: self._deployment(c), lambda: cm.get_device(cs, node))
-            col, members = together(lambda: cm.get_collection(cs, dep.collection_id),
-                                    lambda: cm.list_devices(cs, dep.collection_id))
+        patched = c.params.get("deployment") not in ("none", "")
+        cs, dep = (c.session("configmgr"), self._deployment(c)) if patched else (None, None)
+        ss = c.session("scom") if c.params.get("scom") and not c.own.get(f"maintenance:{s}") else None
+
+        def leave():   # (what was done, the run's note of it)
+            if not patched:
+                return [], {}
+            dev, col, members = together(lambda: cm.get_device(cs, node),
+                                         lambda: cm.get_collection(cs, dep.collection_id),
+                                         lambda: cm.list_devices(cs, dep.collection_id))
+            done = []
             if dev.resource_id in {d.resource_id for d in members}:
-                cm.remove_from_collection(cs, dep.collection_id, dev)   # removing it twice is harmless
-                if not col.refreshing:
-                    cm.refresh_collection(cs, dep.collection_id)
+                # removing it twice is harmless; the refresh in the same round trip
+                cm.remove_from_collection(cs, dep.collection_id, dev, refresh=not col.refreshing)
                 done.append(f"leaving {col.name} (checked before the run ends)")
-            context[f"leaving:{s}"] = {"collection": dep.collection_id, "resource_id": dev.resource_id}
-        if c.params.get("scom") and not c.own.get(f"maintenance:{s}"):
-            if scom.stop_maintenance(c.session("scom"), node):
-                done.append("SCOM maintenance off")
+            return done, {f"leaving:{s}": {"collection": dep.collection_id, "resource_id": dev.resource_id}}
+
+        def silence_off():
+            return ["SCOM maintenance off"] if ss is not None and scom.stop_maintenance(ss, node) else []
+
+        (done, context), off = together(leave, silence_off)
+        done += off
         return Outcome.done(f"{s}: {', '.join(done) or 'nothing left to undo'}", context=context)
 
     def do_left(self, c):
@@ -351,9 +374,7 @@ class PatchSteps:
         still = [d for d in members if d.resource_id in leaving]
         if not still:
             return Outcome.done(f"ConfigMgr lists none of {', '.join(leaving.values())} in {col.name} any more")
-        for d in still:
-            cm.remove_from_collection(cs, col.id, d)
-        if not col.refreshing:
-            cm.refresh_collection(cs, col.id)
+        for i, d in enumerate(still):
+            cm.remove_from_collection(cs, col.id, d, refresh=i == len(still) - 1 and not col.refreshing)
         return Outcome.wait(f"waiting for collection {col.name} to let {', '.join(leaving[d.resource_id] for d in still)} go",
                             poll(), deadline=3600)

@@ -2,6 +2,8 @@
 patch, then a new one started: the run completes, every VM is back on its own node in the state it was
 in, and no host is left in maintenance (ops/engine/lease.py, reaper.py; ops/runbooks/patch_steps.py
 reads the fabric before each action, so a step done again after the crash does no harm)."""
+import json
+
 import pytest
 
 from ops.bench._worker_site import WorkerSite
@@ -45,6 +47,54 @@ def test_a_worker_killed_in_each_phase_of_a_node_leaves_a_run_that_completes_wit
         assert in_maintenance(engine) == []
         patching = engine.control({"op": "state"})["patching"]["hosts"]
         assert next(v for h, v in patching.items() if h.startswith(NODE))["pending_updates"] == []
+    finally:
+        site.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("phase", ["holdlist", "left"])
+def test_a_worker_killed_while_a_collection_is_being_joined_or_left_leaves_a_run_that_proves_it_from_configmgr(
+        monkeypatch, phase):
+    """The hold list's join (hv-s01 into Hyper-V Hold) and the last phase's check that every node left
+    the deployment's collection both wait for a collection refresh: killed then, the new worker reads
+    ConfigMgr's membership again and the run ends with hv-s01 held and the node out of the collection."""
+    from tests.conftest import start_sim
+
+    monkeypatch.setenv("SLIPWAY_PATCH_POLL_SECONDS", "0.1")
+    monkeypatch.setenv("SLIPWAY_PATCH_TIMEOUT_SCALE", "0.02")
+    engine, server = start_sim(time_scale=0.02)
+    w = engine.fabric.patching
+    w.refresh_s = 150.0   # 3 s at this time scale: long enough to be killed in
+    site = WorkerSite(engine, server, bound=4, workers=2, lease_seconds=3)
+    try:
+        before = placement(engine)
+        first = site.start_cluster()
+        run_id = site.start_run("patch-cluster", cluster="CLU-B", order=NODE, confirm="web06", hosts="hv-s01")
+
+        def waiting_in_phase():
+            rows = site.query("select s.data from ops_step s join ops_run r on r.id = s.run_id "
+                              "where r.id = ? and s.phase = r.phase and r.phase = ? and s.state = 'running'",
+                              run_id, phase)
+            return any('"waiting_for"' in (d or "") for (d,) in rows) or \
+                site.run_row(run_id)["state"] not in ("queued", "running")
+
+        site.wait_for(waiting_in_phase, timeout=180, interval=0.05)
+        assert site.query("select phase from ops_run where id = ?", run_id)[0][0] == phase, site.run_row(run_id)
+        site.kill_cluster(first)
+        assert site.run_row(run_id)["state"] == "running"
+        site.start_cluster()
+        row = site.wait_final(run_id, timeout=240)
+        assert row["state"] == "succeeded", row["message"]
+        assert "1 of 1 nodes patched" in row["message"] and "hv-s01 (standalone host)" in row["message"]
+        assert placement(engine) == before, "every VM back on its own node, in the state it was in"
+        assert in_maintenance(engine) == []
+        context = json.loads(site.query("select context from ops_run where id = ?", run_id)[0][0])
+        deployment = context["runbook"]["deployment"]["collection_id"]
+        with engine.fabric.lock:
+            names = {d.resource_id: d.name for d in w.devices.values()}
+            members = {c.id: (c.name, sorted(names[r] for r in c.members)) for c in w.collections.values()}
+        assert ("Hyper-V Hold", ["HV-S01"]) in members.values(), members
+        assert members[deployment][1] == [], f"{NODE} left the deployment's collection {members[deployment]}"
     finally:
         site.close()
         server.stop()
