@@ -61,6 +61,7 @@ class Junctions:
             self.commit(run_fields=["state", "context", "message"], events=[Event(msg, "warning")], release=True,
                         progress=False)
             return None
+        self.rb.after_phase(run, phase, steps)
         notes = []
         abandoned = eng.setdefault("abandoned_blocks", [])
         if failed and phase.block and not phase.always and phase.block not in abandoned:

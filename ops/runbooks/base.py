@@ -197,6 +197,10 @@ class Runbook:
         may repeat a block of phases per target, in an order chosen from its parameters."""
         return list(self.phases)
 
+    def after_phase(self, run, phase: Phase, steps: list) -> None:
+        """Called at the junction after ``phase`` (every step final), before the next begins: what the
+        phase proved about the fabric may be written to the inventory here (no fabric calls)."""
+
     def after_block_failure(self, run, block: str, failed_blocks: list[str]) -> str:
         """A block failed (its compensation has been planned): "continue" with the next block, or "stop"."""
         return "stop"

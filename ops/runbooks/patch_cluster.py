@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 
 from ..fabric import configmgr as cm, errors
 from ..fabric.session import session_for
-from ..models import Run
+from ..models import Run, VMHost
 from ..patching import preflight
 from .base import (OUTAGE_PARAM, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,
                    connection_named, fabric_check, outage_minutes, own)
@@ -199,6 +199,15 @@ class PatchCluster(PatchSteps, Runbook):
         if not hardware:
             out.append(Phase("left", "Check every node left the deployment's collection", always=True))
         return out
+
+    def after_phase(self, run, phase, steps):
+        """A node's drain or resume that succeeded is what VMM now says of the host: the inventory shows
+        it at once (the dashboard's "Hosts in maintenance", the fabric page), not at the next sync."""
+        stage, _, s = phase.name.partition("@")
+        if stage not in ("drain", "resume") or not steps or any(x.state != "succeeded" for x in steps):
+            return
+        node = self.node_of(run, s)
+        VMHost.objects.filter(connection=run.connection, name__iexact=node).update(in_maintenance=stage == "drain")
 
     def after_block_failure(self, run, block, failed_blocks):
         return "continue" if len(failed_blocks) < int(run.params.get("max_failed") or 1) else "stop"

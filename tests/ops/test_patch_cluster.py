@@ -290,3 +290,25 @@ def test_stopped_ha_vms_leave_a_node_before_it_goes_down_only_when_asked(patchin
     else:
         assert watch.found == set(STOPPED_HA), "the drain moves running VMs only: stopped ones stay on the node"
     assert placement(patching) == before, "every VM back on its own node, in the state it was in"
+
+
+def test_the_inventory_shows_each_node_in_maintenance_from_its_drain_to_its_resume(patching, operator, driver):
+    """The dashboard's "Hosts in maintenance" and the fabric page read the inventory: a drained node is
+    there at once, not at the next sync, and leaves it when it is resumed."""
+    assert sync_connection(patching.vmm).ok
+    run = start(operator, confirm=CONFIRM)
+    seen = {}
+
+    def look():
+        phase = Run.objects.get(pk=run.pk).phase
+        stage, _, node = phase.partition("@")
+        if stage in ("install", "back", "check"):
+            seen.setdefault(node, set()).update(
+                h.name.split(".")[0] for h in VMHost.objects.filter(in_maintenance=True))
+        return False
+
+    driver.drive(until=look, rests=True, timeout=300)
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert seen == {n: {n} for n in NODES}, f"while a node is out, the inventory shows it, and only it: {seen}"
+    assert not VMHost.objects.filter(in_maintenance=True).exists(), "every node resumed, as the inventory says"
