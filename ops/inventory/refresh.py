@@ -1,5 +1,6 @@
 """Re-read a few VMs from the fabric at once (not at the next full sync): what a run that just
-ended changed shows on the VM page and in My VMs immediately.
+ended changed shows on the VM page and in My VMs immediately; ``mark_maintenance`` does the same
+for a host a run drained or resumed.
 
 ``refresh_vms(connection, vms)`` reads the VMs and their checkpoints in two round trips
 (``ops/fabric/bulk.py``) and writes status, memory, owner, user role, checkpoint count and the
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from ..fabric import bulk, errors
 from ..fabric.session import session_for
-from ..models import Checkpoint, RunTarget, VirtualMachine
+from ..models import Checkpoint, RunTarget, VirtualMachine, VMHost
 from . import sync
 
 FULL_SYNC_ABOVE = 200
@@ -50,6 +51,12 @@ def refresh_vms(connection, vms) -> int:
             Checkpoint.objects.bulk_create([Checkpoint(vm=vm, vmm_id=uuid.UUID(cp.id), name=cp.name, description=cp.description,
                                                        added_at=cp.added_at) for cp in cps if uuid.UUID(cp.id) not in have])
     return len(found)
+
+
+def mark_maintenance(connection, host_name: str, on: bool) -> int:
+    """What a run just proved of a host (its drain or its resume succeeded in VMM), written to its
+    inventory row at once instead of at the next sync; returns the rows changed."""
+    return VMHost.objects.filter(connection=connection, name__iexact=host_name).update(in_maintenance=on)
 
 
 def refresh_run_targets(run) -> int:

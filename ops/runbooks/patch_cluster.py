@@ -24,7 +24,8 @@ from django.core.exceptions import ValidationError
 
 from ..fabric import configmgr as cm, errors
 from ..fabric.session import session_for
-from ..models import Run, VMHost
+from ..inventory.refresh import mark_maintenance
+from ..models import Run
 from ..patching import preflight
 from .base import (OUTAGE_PARAM, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,
                    connection_named, fabric_check, outage_minutes, own)
@@ -206,8 +207,7 @@ class PatchCluster(PatchSteps, Runbook):
         stage, _, s = phase.name.partition("@")
         if stage not in ("drain", "resume") or not steps or any(x.state != "succeeded" for x in steps):
             return
-        node = self.node_of(run, s)
-        VMHost.objects.filter(connection=run.connection, name__iexact=node).update(in_maintenance=stage == "drain")
+        mark_maintenance(run.connection, self.node_of(run, s), stage == "drain")
 
     def after_block_failure(self, run, block, failed_blocks):
         return "continue" if len(failed_blocks) < int(run.params.get("max_failed") or 1) else "stop"
