@@ -365,13 +365,17 @@ class PatchSteps:
         return Outcome.done(f"{s}: {', '.join(done) or 'nothing left to undo'}", context=context)
 
     def do_left(self, c):
-        """Done once ConfigMgr lists none of the nodes that left in the deployment's collection; a
-        member still there has its rule removed again (harmless) and the collection refreshed."""
+        """Done once ConfigMgr lists none of the nodes that left in the deployment's collection and
+        the collection is not refreshing (a refresh under way may still take one back in); a member
+        still there has its rule removed again (harmless) and the collection refreshed."""
         cs = c.session("configmgr")
         col, members = together(lambda: cm.get_collection(cs, c.data["collection"]),
                                 lambda: cm.list_devices(cs, c.data["collection"]))
         leaving = {int(v["resource_id"]): n for n, v in c.data["nodes"].items()}
         still = [d for d in members if d.resource_id in leaving]
+        if not still and col.refreshing:   # a rule put back meanwhile shows only once the refresh ends
+            return Outcome.wait(f"waiting for collection {col.name} to finish refreshing before it is read", poll(),
+                                deadline=3600)
         if not still:
             return Outcome.done(f"ConfigMgr lists none of {', '.join(leaving.values())} in {col.name} any more")
         for i, d in enumerate(still):

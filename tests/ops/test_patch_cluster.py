@@ -1,6 +1,8 @@
 """The patch-cluster runbook end to end through the real pypsrp client against the simulator
 (demo fabric, 100x faster, with VMM, SCOM and ConfigMgr): CLU-B is hv-b01..03; web06 (hv-b01)
 and app04 (hv-b02) run and are not highly available, so the drain saves them."""
+import time
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -9,6 +11,7 @@ from ops.fabric import configmgr as cm, scom
 from ops.fabric.session import session_for
 from ops.inventory.sync import sync_connection
 from ops.models import Run, VMHost
+from ops.runbooks.patch_cluster import PatchCluster
 from ops.services import runs as run_service
 
 from ._engine_support import driver, events  # noqa: F401 - fixture
@@ -86,30 +89,59 @@ def test_a_patch_run_patches_every_node_and_brings_every_vm_home(patching, opera
     assert "hv-b01: Drain — succeeded" in svg and "home, verified" in svg
 
 
+def _settled(c, collection, timeout=60.0):
+    """The collection once no refresh is under way (what ConfigMgr will keep listing)."""
+    deadline = time.monotonic() + timeout
+    while (col := cm.get_collection(c, collection)).refreshing:
+        assert time.monotonic() < deadline, f"collection {col.name} still refreshing after {timeout:.0f} s"
+        time.sleep(0.05)
+    return col
+
+
+@pytest.mark.parametrize("when", ["after the first node left", "as the last phase reads the collection"])
 def test_a_node_put_back_in_the_collection_after_it_left_is_taken_out_before_the_run_ends(patching, operator, driver,
-                                                                                             configmgr):
+                                                                                             configmgr, monkeypatch, when):
     """A node's leave asks ConfigMgr to let it go and does not wait; the run's last phase proves from
-    ConfigMgr that every node left. Someone re-adding the first node meanwhile does not slip by."""
+    ConfigMgr that every node left. Someone re-adding the first node meanwhile does not slip by, even
+    when the refresh that takes it back in is still under way as the last phase reads the collection."""
     run = start(operator, confirm=CONFIRM)
     first = run.params["order"][0]
     c = session_for(configmgr)
     dep = cm.get_deployment(c, name=run.params["deployment"])
     readded = []
 
-    def readd_after_first_left():
-        if not readded and run.steps.filter(action="leave", target=first, state="succeeded").exists():
-            cm.add_to_collection(c, dep.collection_id, cm.get_device(c, first))
-            cm.refresh_collection(c, dep.collection_id)
+    def readd():   # someone puts the first node back (the rule and a refresh), once
+        if not readded:
+            cm.add_to_collection(c, dep.collection_id, cm.get_device(c, first), refresh=True)
             readded.append(first)
-        return False
 
-    driver.drive(until=readd_after_first_left, rests=True, timeout=300)
+    if when.startswith("after"):
+        leave = PatchCluster.do_leave
+
+        def leave_then_readd(self, ctx):   # right after the first node's leave, before the run goes on
+            out = leave(self, ctx)
+            if ctx.data["node"] == first:
+                readd()
+            return out
+        monkeypatch.setattr(PatchCluster, "do_leave", leave_then_readd)
+    else:
+        left = PatchCluster.do_left
+
+        def readd_then_left(self, ctx):   # every node is out and settled; the refresh that puts one back is not
+            if not readded:
+                _settled(c, dep.collection_id)
+                readd()
+            return left(self, ctx)
+        monkeypatch.setattr(PatchCluster, "do_left", readd_then_left)
+
+    driver.drive(rests=True, timeout=300)
     run.refresh_from_db()
     assert readded and run.state == Run.State.SUCCEEDED, run.message
-    col = cm.get_collection(c, dep.collection_id)
-    assert cm.list_devices(c, col.name) == [], "the node put back was taken out again"
+    col = _settled(c, dep.collection_id)
+    assert cm.list_devices(c, col.name) == [], f"{first} is still in {col.name} after the run"
     short = first.split(".")[0]
-    assert any(f"waiting for collection {col.name} to let {short} go" in e for e in events(run))
+    waits = [e.split(" to let ", 1)[1] for e in events(run) if e.startswith(f"waiting for collection {col.name} to let ")]
+    assert any(short in w.removesuffix(" go").split(", ") for w in waits), events(run)[-40:]
     assert any(e.startswith("ConfigMgr lists none of ") and short in e for e in events(run))
 
 
