@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ..dbutil import in_pool_thread
 from ..fabric import bulk, errors
 from ..fabric.session import session_for
 from ..models import Run, ServerConnection, Step
@@ -164,8 +165,9 @@ class StepWork:
         contexts = {s.pk: self.ctx(s) for s in singles + batched}
         if len(singles) > 1:
             self.shared.update(self.prefetch([contexts[s.pk] for s in singles]))
-        futures = {s.pk: _threads.submit(self.act, contexts[s.pk]) for s in singles}
-        batch_future = _threads.submit(self.act_batch, [contexts[s.pk] for s in batched]) if batched else None
+        futures = {s.pk: _threads.submit(in_pool_thread, self.act, contexts[s.pk]) for s in singles}
+        batch_future = (_threads.submit(in_pool_thread, self.act_batch, [contexts[s.pk] for s in batched])
+                        if batched else None)
         for s in syncs + batched:
             s.state, s.started_at, s.attempts = Step.State.RUNNING, timezone.now(), s.attempts + 1
         transient = None

@@ -16,6 +16,7 @@ import threading
 
 from django.conf import settings
 
+from ..dbutil import in_pool_thread
 from ..fabric import bulk, configmgr as cm, errors, scom, vmm, vmm_hosts
 from ..fabric.types import AdapterInfo, HostFacts, VolumeInfo
 from .base import Outcome
@@ -35,7 +36,7 @@ def together(*calls):
     if getattr(_inner, "pool", False):
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="slipway-patch-read2") as ex:
             return [f.result() for f in [ex.submit(fn) for fn in calls]]
-    futures = [_reads.submit(f) for f in calls]
+    futures = [_reads.submit(in_pool_thread, f) for f in calls]
     return [f.result() for f in futures]
 
 

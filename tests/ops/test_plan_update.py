@@ -82,3 +82,24 @@ def test_new_subscription_gets_its_own_vmm_role_and_no_checkpoints_until_vmm_con
     assert run.state == Run.State.SUCCEEDED, run.message
     assert userroles.get_user_role(s, name="Northwind").checkpoint_permission("Gold") == "Checkpoint"
     assert Subscription.objects.get(pk=sub.pk).checkpoint_permission == "create_view_restore"
+
+
+def _sessions_of_this_database():
+    from django.db import connection
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return cur.fetchone()[0]
+
+
+@pytest.mark.skipif("not __import__('django.db').db.connection.vendor == 'postgresql'",
+                    reason="counts PostgreSQL sessions (pg_stat_activity): CI's second pass")
+def test_the_engine_s_threads_hold_no_database_session_once_their_step_is_done(demo, driver):
+    """The plan update's step reads and writes the database from the engine's step threads
+    (ops/engine/steps.py); a worker must not keep one idle session per thread for its lifetime."""
+    before = _sessions_of_this_database()
+    for permission in ("view_restore", "create_view_restore"):
+        _, run = plans.update_plan(demo.admin, Plan.objects.get(name="Contoso Gold"), checkpoint_permission=permission)
+        driver.drive()
+        run.refresh_from_db()
+        assert run.state == Run.State.SUCCEEDED, run.message
+    assert _sessions_of_this_database() <= before, "an engine thread kept its database session"
