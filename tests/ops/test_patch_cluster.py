@@ -1,8 +1,6 @@
 """The patch-cluster runbook end to end through the real pypsrp client against the simulator
 (demo fabric, 100x faster, with VMM, SCOM and ConfigMgr): CLU-B is hv-b01..03; web06 (hv-b01)
 and app04 (hv-b02) run and are not highly available, so the drain saves them."""
-import time
-
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -13,6 +11,7 @@ from ops.inventory.sync import sync_connection
 from ops.models import Run, VMHost
 from ops.runbooks.patch_cluster import PatchCluster
 from ops.services import runs as run_service
+from tests.waiting import wait_until
 
 from ._engine_support import driver, events  # noqa: F401 - fixture
 
@@ -89,13 +88,12 @@ def test_a_patch_run_patches_every_node_and_brings_every_vm_home(patching, opera
     assert "hv-b01: Drain — succeeded" in svg and "home, verified" in svg
 
 
-def _settled(c, collection, timeout=60.0):
+def _settled(c, collection):
     """The collection once no refresh is under way (what ConfigMgr will keep listing)."""
-    deadline = time.monotonic() + timeout
-    while (col := cm.get_collection(c, collection)).refreshing:
-        assert time.monotonic() < deadline, f"collection {col.name} still refreshing after {timeout:.0f} s"
-        time.sleep(0.05)
-    return col
+    def done():
+        col = cm.get_collection(c, collection)
+        return None if col.refreshing else col
+    return wait_until(done, message=f"collection {collection} done refreshing")
 
 
 @pytest.mark.parametrize("when", ["after the first node left", "as the last phase reads the collection"])
