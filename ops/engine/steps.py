@@ -301,6 +301,9 @@ class StepWork:
                     events.append(Event(outcome.message, "info", s, data={**data, "state": s.state, "waiting": True}))
                 return
             outcome = failure
+            if outcome.context:
+                self.run.context.setdefault("runbook", {}).update(outcome.context)
+                self.dirty = True
         elif s.job_id == waits.WAIT or "wait_since" in s.data:
             waits.clear(s)
         if outcome.kind == "failed" and self.auto_retry(s, outcome, updates, events, fields, data):

@@ -42,8 +42,8 @@ def apply_wait(s, outcome: Outcome, now: float | None = None) -> Outcome | None:
     deadline = outcome.request
     if deadline is not None and now - since > float(deadline):
         clear(s)
-        return Outcome.failed(f"{outcome.message}; gave up after {float(deadline):.0f} s", outcome.result,
-                              outcome.context)
+        return Outcome.failed(outcome.failure or f"{outcome.message}; gave up after {float(deadline):.0f} s",
+                              outcome.result, outcome.failure_context)
     news = s.data.get("waiting_for") != outcome.message
     s.state, s.job_id = Step.State.RUNNING, WAIT
     s.data.update(retry_at=now + max(0.05, outcome.delay), waiting_for=outcome.message, wait_news=news)

@@ -71,7 +71,9 @@ class Outcome:
     context: dict = dataclasses.field(default_factory=dict)  # merged into run.context
     job: typing.Any = None
     delay: float = 0.0
-    request: typing.Any = None  # a bulk.JobRequest to submit (kind "submit")
+    request: typing.Any = None  # a bulk.JobRequest to submit (kind "submit"); a wait's deadline
+    failure: str = ""  # a wait's text for when its deadline passes (ops/engine/waits.py)
+    failure_context: dict = dataclasses.field(default_factory=dict)  # merged into run.context then
 
     @classmethod
     def done(cls, message, result=None, level="success", context=None):
@@ -92,13 +94,14 @@ class Outcome:
         return cls("failed", str(error), "error", result or {}, context or {})
 
     @classmethod
-    def wait(cls, message, poll=5.0, deadline=None, result=None, context=None):
+    def wait(cls, message, poll=5.0, deadline=None, result=None, context=None, failure="", failure_context=None):
         """The condition this step waits for does not hold yet: look again after ``poll`` seconds.
-        ``deadline`` (seconds after the step first waited) fails the step, with ``message``, once passed.
+        ``message`` says what it waits for, as it is now. ``deadline`` (seconds after the step first
+        waited) fails the step once passed, with ``failure`` (what did not happen; by default the
+        message and the time waited) and ``failure_context`` merged into the run's context.
         A waiting step holds no worker (ops/engine/waits.py)."""
-        out = cls("wait", message, "info", result or {}, context or {}, delay=float(poll))
-        out.request = deadline
-        return out
+        return cls("wait", message, "info", result or {}, context or {}, delay=float(poll), request=deadline,
+                   failure=failure, failure_context=failure_context or {})
 
     @classmethod
     def skipped(cls, message, level="warning"):

@@ -252,11 +252,16 @@ class PatchSteps:
         hardware = c.params.get("deployment") == "none"
         facts, online = together(lambda: vmm_hosts.host_facts(c.vmm, node, details=False),
                                  lambda: hardware or cm.get_device(c.session("configmgr"), node).online)
-        if facts.responding and online:
-            return Outcome.done(f"{s} is back: responding in VMM and ConfigMgr")
-        return Outcome.wait(f"VMM server {c.connection.name}: host {s} did not come back within "
-                            f"{int(c.params.get('reboot_timeout') or 30)} min: it is still {facts.communication_state}; it stays in maintenance",
-                            poll(), deadline=limit, context={f"maintenance:{s}": "it did not come back after its reboot"})
+        if facts.responding and online:   # back: what the wait said of it no longer holds
+            return Outcome.done(f"{s} is back: responding in VMM and ConfigMgr",
+                                context={f"maintenance:{s}": ""} if c.own.get(f"maintenance:{s}") else None)
+        minutes = int(c.params.get("reboot_timeout") or 30)
+        seen = f"VMM: {facts.communication_state}" + ("" if hardware else f", ConfigMgr: {'online' if online else 'offline'}")
+        return Outcome.wait(f"waiting for {s} to answer again after its restart ({seen}; up to {minutes} min)",
+                            poll(), deadline=limit, context={f"maintenance:{s}": "it was restarting and had not answered yet"},
+                            failure=f"VMM server {c.connection.name}: host {s} did not come back within {minutes} min "
+                                    f"of its restart ({seen}); it stays in maintenance",
+                            failure_context={f"maintenance:{s}": f"it did not come back within {minutes} min of its restart"})
 
     def do_hold(self, c):
         s = short(self._node(c))

@@ -234,7 +234,13 @@ def test_a_host_that_does_not_come_back_is_named_in_maintenance_in_the_outcome(p
     driver.drive(rests=True, timeout=300)
     run.refresh_from_db()
     assert run.state == Run.State.WAITING, run.message
-    assert "host hv-b03 did not come back within 1 min" in run.message
+    assert "host hv-b03 did not come back within 1 min of its restart (VMM: NotResponding" in run.message
+    log = list(run.events.order_by("seq").values_list("level", "message"))
+    waited = [i for i, (_, m) in enumerate(log) if m.startswith("waiting for hv-b03 to answer again after its restart ")]
+    gave_up = [i for i, (_, m) in enumerate(log) if "did not come back" in m]
+    assert waited and "(VMM: NotResponding, ConfigMgr: offline; up to 1 min)" in log[waited[0]][1], log[-20:]
+    assert gave_up and min(gave_up) > waited[0], "while it waited, the log did not say it had failed"
+    assert log[min(gave_up)][0] == "error", log[min(gave_up)]
     clusters, host = fabric_flag(client_for(operator), patching, "hv-b03")
     assert f"being patched by run {run.pk}" in clusters and f"being patched by run {run.pk}" in host
     run_service.abort_run(operator, run)
