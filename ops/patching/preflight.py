@@ -140,7 +140,8 @@ def run(conn, cluster: str, cm_conn=None, deployment: str = "", order: list | No
         if n.state != "Responding":
             blockers.append(f"node {n.short} is {n.state} in VMM: it cannot be drained or patched")
         if n.in_maintenance:
-            blockers.append(f"node {n.short} is already in maintenance: resume it (or find out why it is) first")
+            blockers.append(f"node {n.short} is already in maintenance: find out why, then resume it first "
+                            f"(runbook host-resume host={n.short}, or Resume on its host page)")
     for n in (n for n in nodes if n.name in names):   # a node left out of the order is not drained
         for v in n.vms:
             if not v["ha"] and v["status"] == "Running":

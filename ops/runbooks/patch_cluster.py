@@ -293,7 +293,8 @@ class PatchCluster(PatchSteps, Runbook):
         stuck = [s for s in order if mine.get(f"maintenance:{s}")]
         if stuck:
             text += (" STILL IN MAINTENANCE: " + ", ".join(f"{s} ({mine[f'maintenance:{s}']})" for s in stuck)
-                     + ". Resume each in VMM (Enable-SCVMHost) once it is healthy, then bring its VMs home.")
+                     + ". Resume each once it is healthy (the host-resume runbook, or Resume on its host page), "
+                       "then bring its VMs home.")
         away = [f"{s}: {', '.join(mine[f'away:{s}'])}" for s in order if mine.get(f"away:{s}")]
         if away:
             text += " VMs NOT HOME: " + "; ".join(away) + "."

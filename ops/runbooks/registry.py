@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from .base import Phase, Runbook
 from .batch_checkpoint import BatchCheckpoint
 from .checkpoint_cleanup import CheckpointCleanup
+from .host_resume import HostResume
 from .patch_cluster import PatchCluster
 from .plan_update import PlanUpdate
 from .vm_actions import VMCheckpoint, VMPower, VMRemoveCheckpoint, VMRestore
@@ -44,6 +45,7 @@ def all_runbooks() -> list[Runbook]:
 register(BatchCheckpoint())
 register(PatchCluster())
 register(CheckpointCleanup())
+register(HostResume())
 register(PlanUpdate())
 for _rb in (VMCheckpoint(), VMRemoveCheckpoint(), VMRestore(), VMPower()):
     register(_rb)

@@ -317,7 +317,7 @@ def test_session_auth_needs_the_csrf_token(operator, sim, monkeypatch):
 
 def test_operator_lists_runbooks_with_their_parameters(api, operator):
     body = api(operator).get("/api/v1/runbooks/").json()
-    assert sorted(r["name"] for r in body["results"]) == ["batch-checkpoint", "checkpoint-cleanup", "patch-cluster"]
+    assert sorted(r["name"] for r in body["results"]) == ["batch-checkpoint", "checkpoint-cleanup", "host-resume", "patch-cluster"]
     patch = next(r for r in body["results"] if r["name"] == "patch-cluster")
     assert patch["params"][0]["name"] == "cluster" and patch["params"][0]["required"] is True
     assert "confirm" in [p["name"] for p in patch["params"]]

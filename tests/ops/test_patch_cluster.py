@@ -253,7 +253,7 @@ def test_a_host_that_does_not_come_back_is_named_in_maintenance_in_the_outcome(p
     why = run.context["runbook"]["maintenance:hv-b03"]
     assert why and why in run.message
     left = f"left in maintenance by run {run.pk}: {why}"
-    assert left in clusters and left in host and "Resume it in VMM (Enable-SCVMHost)" in host
+    assert left in clusters and left in host and "?kind=host-resume&amp;host=hv-b03.contoso.com" in host
     assert clusters.count("data-maintenance-run") == 1, "only hv-b03 is flagged"
 
 
