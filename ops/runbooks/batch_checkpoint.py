@@ -78,7 +78,8 @@ class BatchCheckpoint(Runbook):
             ("compensate", "Finish, start the VMs again, end maintenance, then fail"),
             ("wait", "Wait for the operator (retry, skip or abort)")]},
         {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
-        {"name": "scom", "label": "SCOM connection", "help": "Empty: the only enabled SCOM connection; 'none' skips maintenance mode."},
+        {"name": "scom", "label": "SCOM connection", "help": "Puts the running VMs into SCOM maintenance mode "
+         "while they are down; empty: the only enabled SCOM connection; none: no maintenance mode."},
         OUTAGE_PARAM,
     ]
 

@@ -21,7 +21,8 @@ from ..fabric import configmgr as cm, errors, scom, vmm, vmm_hosts
 from ..fabric.session import session_for
 from ..inventory.refresh import mark_maintenance
 from ..models import VMHost
-from .base import Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, connection_named, fabric_check
+from .base import (Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, connection_named, fabric_check,
+                   own)
 
 
 def short(name: str) -> str:
@@ -43,7 +44,8 @@ class HostResume(Runbook):
         {"name": "host", "label": "Host", "required": True, "help": "The host in maintenance, e.g. hv-b03."},
         {"name": "deployment", "label": "Update deployment", "help": "The ConfigMgr deployment whose collection the "
          "host leaves; empty: the only enabled one; none: leave ConfigMgr alone."},
-        {"name": "scom", "label": "SCOM connection", "help": "Empty: the only enabled one; none: no SCOM maintenance."},
+        {"name": "scom", "label": "SCOM connection", "help": "Ends the host's SCOM maintenance mode; "
+         "empty: the only enabled one; none: leave SCOM alone."},
         {"name": "configmgr", "label": "ConfigMgr connection", "help": "Empty: the only enabled one; none: no ConfigMgr."},
         {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
     ]
@@ -138,8 +140,10 @@ class HostResume(Runbook):
         try:
             ended = scom.stop_maintenance(c.session("scom"), c.params["host"])
         except errors.NotFound:
-            return Outcome.skipped(f"{s}: SCOM server {c.params['scom']} does not monitor it", "info")
-        return Outcome.done(f"{s}: SCOM maintenance {'ended' if ended else 'was not on'}")
+            return Outcome.done(f"{s}: SCOM server {c.params['scom']} does not monitor it", level="info",
+                                context={"scom": f"SCOM server {c.params['scom']} does not monitor it"})
+        said = f"SCOM maintenance {'ended' if ended else 'was not on'}"
+        return Outcome.done(f"{s}: {said}", context={"scom": said})
 
     def do_leave(self, c):
         """The membership rule removed and the collection refreshed, then done once ConfigMgr lists the
@@ -150,7 +154,8 @@ class HostResume(Runbook):
                              cm.list_devices(cs, dep.collection_id))
         listed = dev.resource_id in {d.resource_id for d in members}
         if not listed and not col.refreshing:
-            return Outcome.done(f"{s}: ConfigMgr does not list it in {col.name}")
+            return Outcome.done(f"{s}: ConfigMgr does not list it in {col.name}",
+                                context={"collection": f"ConfigMgr lists it in {col.name} no more"})
         if listed:
             cm.remove_from_collection(cs, col.id, dev, refresh=not col.refreshing)
         return Outcome.wait(f"waiting for collection {col.name} to let {s} go", 5.0, deadline=3600,
@@ -162,7 +167,8 @@ class HostResume(Runbook):
         failed = [x.error.rstrip(".") for x in steps if x.state == "failed" and x.error]
         if not any(x.action == "resume" and x.state == "succeeded" for x in steps):
             return f"{s} was not resumed: {'; '.join(failed) or outcome}. It stays in maintenance."
-        text = f"{s} resumed from maintenance"
+        tidied = [own(run)[k] for k in ("scom", "collection") if own(run).get(k)]
+        text = f"{s} resumed from maintenance" + (f" ({'; '.join(tidied)})" if tidied else "")
         if outcome != "succeeded":
             text += f", but not all was tidied: {'; '.join(failed) or outcome}"
         return text + ". The VMs that left it before stay where they are: move back by hand those that belong on it."

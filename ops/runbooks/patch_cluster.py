@@ -85,7 +85,8 @@ class PatchCluster(PatchSteps, Runbook):
             ("verified", "Every VM back on its node, verified"), ("none", "Leave the VMs where the drain put them")]},
         {"name": "confirm", "label": "Confirm the VMs that will be saved", "help": "Their names, comma-separated."},
         {"name": "configmgr", "label": "ConfigMgr connection", "help": "Empty: the only enabled one."},
-        {"name": "scom", "label": "SCOM connection", "help": "Empty: the only enabled one; none: no SCOM maintenance."},
+        {"name": "scom", "label": "SCOM connection", "help": "Puts each node into SCOM maintenance mode while it is patched; "
+         "empty: the only enabled one; none: no maintenance mode."},
         {"name": "connection", "label": "VMM connection", "help": "Empty: the only enabled VMM connection."},
         OUTAGE_PARAM,
     ]

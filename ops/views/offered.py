@@ -87,8 +87,7 @@ def apply(form, prefix: str = "") -> None:
     if prefix + "scom" in fields:
         pairs, only = _connections("scom")
         pairs = [p for p in pairs if p[0] or len(pairs) > 1] + [("none", "none: no maintenance mode")]
-        replace("scom", pairs, only or ("none" if len(pairs) == 1 else ""))
-        fields[prefix + "scom"].help_text = "Puts the running VMs into SCOM maintenance mode while they are down."
+        replace("scom", pairs, only or ("none" if len(pairs) == 1 else ""))   # keeps the runbook's own help
     if prefix + "cloud" in fields:
         old = fields[prefix + "cloud"]
         replace("cloud", [("", "— every cloud —")] + _clouds())

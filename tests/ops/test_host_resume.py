@@ -66,7 +66,8 @@ def test_a_node_left_in_maintenance_is_resumed_and_tidied_so_its_cluster_can_be_
     driver.drive(rests=True, timeout=120)
     run.refresh_from_db()
     assert run.state == Run.State.SUCCEEDED, run.message
-    assert run.message.startswith("hv-b03 resumed from maintenance.")
+    assert run.message.startswith("hv-b03 resumed from maintenance (SCOM maintenance ended; ConfigMgr lists it in "
+                                  "Hyper-V Patch Window no more).")
     assert "stay where they are" in run.message, "it says the VMs were not brought back"
     assert in_maintenance(left_behind) == []
     assert not VMHost.objects.get(pk=host.pk).in_maintenance, "the inventory shows it at once"
@@ -121,3 +122,12 @@ def test_no_resume_runs_beside_a_patch_run_of_its_cluster(sim, configmgr, operat
     with pytest.raises(ValidationError) as exc:
         run_service.start_run(operator, "host-resume", {"host": "hv-b02"})
     assert f"Run {patch.pk} (Patch CLU-B) is still queued and holds CLU-B" in str(exc.value)
+
+
+def test_the_host_page_s_link_opens_the_start_form_filled_in_with_each_field_s_own_help(left_behind, operator,
+                                                                                        client_for):
+    page = client_for(operator).get(reverse("ops:run_start"), {"kind": "host-resume", "host": NODE}).content.decode()
+    assert f'value="{NODE}"' in page
+    assert "Ends the host&#x27;s SCOM maintenance mode" in page, "not the batch runbook's words for SCOM"
+    batch = client_for(operator).get(reverse("ops:run_start"), {"kind": "batch-checkpoint"}).content.decode()
+    assert "Puts the running VMs into SCOM maintenance mode while they are down" in batch
