@@ -15,47 +15,13 @@ from ..runbooks.base import param_named_in
 from . import offered
 
 
-def _get(obj, *names, default=None):
-    for name in names:
-        if isinstance(obj, dict):
-            if name in obj:
-                return obj[name]
-        elif hasattr(obj, name):
-            return getattr(obj, name)
-    return default
-
-
 def runbooks() -> list:
-    """Every runbook kind as ``SimpleNamespace(kind, title, description, params)``."""
-    reg = registry
-    items = None
-    for name in ("all_runbooks", "runbooks", "all"):
-        func = getattr(reg, name, None)
-        if callable(func):
-            items = func()
-            break
-    if items is None:
-        items = getattr(reg, "RUNBOOKS", None) or getattr(reg, "REGISTRY", {})
-    if isinstance(items, dict):
-        items = list(items.values())
-    out = []
-    for rb in items:
-        params = _get(rb, "params", "parameters", default=None)
-        if params is None:  # only names declared: text fields; the runbook's prepare() validates
-            params = [{"name": n} for n in (_get(rb, "param_names", default=()) or ())]
-        if isinstance(params, dict):
-            params = [dict(_as_dict(p), name=_get(p, "name", default=k)) for k, p in params.items()]
-        out.append(SimpleNamespace(
-            kind=_get(rb, "kind", "name"),
-            title=_get(rb, "title", "label", default=None) or _get(rb, "kind", "name"),
-            description=_get(rb, "description", "help", default="") or "",
-            params=list(params),
-        ))
-    return sorted(out, key=lambda r: r.kind)
-
-
-def _as_dict(p):
-    return p if isinstance(p, dict) else dict(vars(p)) if hasattr(p, "__dict__") else {}
+    """The runbooks operators start, as ``SimpleNamespace(kind, title, description, params)``; ``params``
+    are the runbook's declarations (dicts: name, label, help, type, default, choices, min, max,
+    required), or only its parameter names, which become text fields its ``prepare()`` validates."""
+    return [SimpleNamespace(kind=rb.kind, title=rb.title or rb.kind, description=rb.description or "",
+                            params=list(getattr(rb, "params", None) or [{"name": n} for n in rb.param_names]))
+            for rb in registry.all_runbooks()]
 
 
 def runbook(kind: str):
@@ -70,12 +36,12 @@ def kind_choices() -> list[tuple[str, str]]:
 
 
 def _field_for(param):
-    ptype = str(_get(param, "type", "kind", default="str") or "str").lower()
-    required = bool(_get(param, "required", default=False))
-    label = _get(param, "label", default=None) or str(_get(param, "name")).replace("_", " ").capitalize()
-    help_text = _get(param, "help", "help_text", "description", default="") or ""
-    initial = _get(param, "default", default=None)
-    choices = _get(param, "choices", default=None)
+    ptype = str(param.get("type") or "str").lower()
+    required = bool(param.get("required"))
+    label = param.get("label") or str(param["name"]).replace("_", " ").capitalize()
+    help_text = param.get("help") or ""
+    initial = param.get("default")
+    choices = param.get("choices")
     common = {"label": label, "help_text": help_text, "initial": initial}
     if choices:
         pairs = [(c, c) if not isinstance(c, (list, tuple)) else (c[0], c[1]) for c in choices]
@@ -87,22 +53,21 @@ def _field_for(param):
     if ptype in ("bool", "boolean"):
         return forms.BooleanField(required=False, **common)
     if ptype in ("int", "integer", "number"):
-        return forms.IntegerField(required=required, min_value=_get(param, "min", "min_value", default=None),
-                                  max_value=_get(param, "max", "max_value", default=None), **common)
+        return forms.IntegerField(required=required, min_value=param.get("min"), max_value=param.get("max"), **common)
     if ptype in ("text", "textarea"):
         return forms.CharField(required=required, widget=forms.Textarea(attrs={"rows": 3}), **common)
-    return forms.CharField(required=required, max_length=_get(param, "max_length", default=None) or 500, **common)
+    return forms.CharField(required=required, max_length=param.get("max_length") or 500, **common)
 
 
 def param_fields(rb, prefix: str = "") -> dict:
-    return {prefix + str(_get(p, "name")): _field_for(p) for p in rb.params}
+    return {prefix + str(p["name"]): _field_for(p) for p in rb.params}
 
 
 def collect_params(rb, cleaned: dict, prefix: str = "") -> dict:
     """Values the operator gave; blanks are left out so the runbook's defaults apply."""
     params = {}
     for p in rb.params:
-        name = str(_get(p, "name"))
+        name = str(p["name"])
         value = cleaned.get(prefix + name)
         if value is None or value == "":
             continue

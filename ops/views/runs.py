@@ -76,10 +76,7 @@ def run_list(request):
 
 
 def _kind_choices():
-    try:
-        return runforms.kind_choices()
-    except ImportError:  # the registry is not importable: the list still shows history
-        return []
+    return runforms.kind_choices()
 
 
 @requires("run.view")
@@ -146,10 +143,7 @@ def _wants_json(request) -> bool:
 
 @requires("run.start")
 def run_start(request):
-    try:
-        books = runforms.runbooks()
-    except ImportError:
-        books = []
+    books = runforms.runbooks()
     kind = request.POST.get("kind") if request.method == "POST" else request.GET.get("kind")
     rb = next((b for b in books if b.kind == kind), None) if kind else (books[0] if books else None)
     if kind and rb is None:
@@ -183,7 +177,7 @@ def _again_initial(request, rb) -> dict:
     """``?again=RUN_ID``: the start form filled with that run's parameters ("Run again")."""
     again = request.GET.get("again")
     if not again:   # a link may name parameters (the VM page's "checkpoint the batch…")
-        names = {str(runforms._get(p, "name")) for p in rb.params}
+        names = {str(p["name"]) for p in rb.params}
         return {k: v[:255] for k, v in request.GET.items() if k in names}
     again_id = livetail.parse_cursor(again)
     if again_id is None:

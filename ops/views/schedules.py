@@ -43,10 +43,7 @@ class ScheduleForm(forms.Form):
 
 
 def _runbooks():
-    try:
-        return runforms.runbooks()
-    except ImportError:
-        return []
+    return runforms.runbooks()
 
 
 def _pick(books, kind):
