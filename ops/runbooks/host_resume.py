@@ -112,7 +112,7 @@ class HostResume(Runbook):
     def plan(self, phase, run):
         host = run.params["host"]
         if phase.name == "resume":
-            return Plan([StepSpec("resume", short(host), host, {"cmdlet": "Enable-SCVMHost"})])
+            return Plan([StepSpec("resume", host, host, {"cmdlet": "Enable-SCVMHost"})])
         steps = []
         if run.params.get("scom"):
             steps.append(StepSpec("scom-off", f"{short(host)}: SCOM", host, {}))

@@ -59,7 +59,10 @@ def test_a_node_left_in_maintenance_is_resumed_and_tidied_so_its_cluster_can_be_
         run_service.start_run(operator, "patch-cluster", {"cluster": "CLU-B"})
     host = VMHost.objects.get(name=NODE)
     page = client_for(operator).get(reverse("ops:host", args=[host.pk])).content.decode()
-    assert f'{reverse("ops:run_start")}?kind=host-resume&amp;host={NODE}' in page, "the host page offers the way out"
+    link = f'{reverse("ops:run_start")}?kind=host-resume&amp;host={NODE}'
+    assert link in page, "the host page offers the way out"
+    dash = client_for(operator).get(reverse("home")).content.decode()
+    assert "no run Slipway has on record put it there" in dash and link in dash, "so does the dashboard"
 
     run = resume(operator)
     assert run.params["host"] == NODE and run.context["holds"] == ["cluster:CLU-B", f"host:{NODE}"]
@@ -71,6 +74,7 @@ def test_a_node_left_in_maintenance_is_resumed_and_tidied_so_its_cluster_can_be_
     assert "stay where they are" in run.message, "it says the VMs were not brought back"
     assert in_maintenance(left_behind) == []
     assert not VMHost.objects.get(pk=host.pk).in_maintenance, "the inventory shows it at once"
+    assert "No host is in maintenance mode." in client_for(operator).get(reverse("home")).content.decode()
     assert scom.get_maintenance(session_for(left_behind.scom), NODE) is None
     cs = session_for(configmgr)
     assert not listed(cs, only_deployment(cs)), "ConfigMgr no longer targets it outside a patch run"
