@@ -23,6 +23,7 @@ from ..inventory.refresh import mark_maintenance
 from ..models import VMHost
 from .base import (Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, connection_named, fabric_check,
                    own)
+from .patch_steps import poll
 
 
 def short(name: str) -> str:
@@ -158,7 +159,7 @@ class HostResume(Runbook):
                                 context={"collection": f"ConfigMgr lists it in {col.name} no more"})
         if listed:
             cm.remove_from_collection(cs, col.id, dev, refresh=not col.refreshing)
-        return Outcome.wait(f"waiting for collection {col.name} to let {s} go", 5.0, deadline=3600,
+        return Outcome.wait(f"waiting for collection {col.name} to let {s} go", poll(), deadline=3600,
                             failure=f"ConfigMgr server {c.params['configmgr']}: collection {col.name} still lists {s} "
                                     "an hour after its membership rule was removed")
 

@@ -5,6 +5,7 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from ops.fabric import configmgr as cm, scom, vmm, vmm_hosts
@@ -135,3 +136,17 @@ def test_the_host_page_s_link_opens_the_start_form_filled_in_with_each_field_s_o
     assert "Ends the host&#x27;s SCOM maintenance mode" in page, "not the batch runbook's words for SCOM"
     batch = client_for(operator).get(reverse("ops:run_start"), {"kind": "batch-checkpoint"}).content.decode()
     assert "Puts the running VMs into SCOM maintenance mode while they are down" in batch
+
+
+def test_the_command_line_resumes_it_and_follows_the_run_to_its_outcome(left_behind, operator, driver, capsys):
+    call_command("runbook", "start", "host-resume", "host=hv-b03", "--user", "olga")
+    run = Run.objects.get()
+    assert f"run {run.pk} queued: Resume hv-b03" in capsys.readouterr().out
+    driver.drive(rests=True, timeout=120)
+    call_command("runbook", "follow", str(run.pk), "--poll", "0.05")
+    out = capsys.readouterr().out
+    assert f"run {run.pk} succeeded: hv-b03 resumed from maintenance (SCOM maintenance ended" in out, out[-600:]
+    assert in_maintenance(left_behind) == []
+    with pytest.raises(CommandError, match="hv-b03 is not in maintenance in VMM server vmm01"):
+        call_command("runbook", "start", "host-resume", "host=hv-b03", "--user", "olga")
+    assert Run.objects.count() == 1
