@@ -375,8 +375,10 @@ class PatchSteps:
         the collection is not refreshing (a refresh under way may still take one back in); a member
         still there has its rule removed again (harmless) and the collection refreshed."""
         cs = c.session("configmgr")
-        col, members = together(lambda: cm.get_collection(cs, c.data["collection"]),
-                                lambda: cm.list_devices(cs, c.data["collection"]))
+        # the collection first, then its members, one after the other: read at once, a refresh that ends
+        # between the two reads would show as "not refreshing" beside members read before it took a node back
+        col = cm.get_collection(cs, c.data["collection"])
+        members = cm.list_devices(cs, c.data["collection"])
         leaving = {int(v["resource_id"]): n for n, v in c.data["nodes"].items()}
         still = [d for d in members if d.resource_id in leaving]
         if not still and col.refreshing:   # a rule put back meanwhile shows only once the refresh ends
