@@ -25,7 +25,7 @@ import typing
 
 from django.core.exceptions import ValidationError
 
-from ..fabric import errors, scom, vmm
+from ..fabric import configmgr as cm, errors, scom, vmm
 from ..fabric.session import session_for
 from ..models import ServerConnection
 
@@ -435,3 +435,14 @@ def cloud_named(s, conn, cloud: str) -> str:
         raise ValidationError(f"cloud: VMM server {conn.name} has no cloud named {cloud!r} "
                               f"(clouds: {', '.join(sorted(names)) or 'none'})")
     return match[0]
+
+
+def only_enabled_deployment(cm_conn, none_means: str) -> str:
+    """The name of the one enabled software update deployment on ``cm_conn``; refused, naming them, when
+    there are none or several (``none_means``: what deployment=none does for the runbook asking)."""
+    deps = [d for d in fabric_check(lambda: cm.list_deployments(session_for(cm_conn)), "the deployments") if d.enabled]
+    if len(deps) != 1:
+        raise ValidationError(f"deployment: {cm_conn.name} has {len(deps)} enabled software update deployments "
+                              f"({', '.join(d.name for d in deps) or 'none'}); name one with deployment=NAME, "
+                              f"or deployment=none {none_means}", code="invalid")
+    return deps[0].name

@@ -22,12 +22,8 @@ from ..fabric.session import session_for
 from ..inventory.refresh import mark_maintenance
 from ..models import VMHost
 from .base import (Outcome, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, connection_named, fabric_check,
-                   own)
-from .patch_steps import poll
-
-
-def short(name: str) -> str:
-    return name.split(".")[0]
+                   only_enabled_deployment, own)
+from .patch_steps import poll, short
 
 
 class HostResume(Runbook):
@@ -92,19 +88,15 @@ class HostResume(Runbook):
                               code="invalid")
 
     def deployment_named(self, cm_conn, name: str) -> str:
-        deps = [d for d in fabric_check(lambda: cm.list_deployments(session_for(cm_conn)), "the deployments")
+        if not name:
+            return only_enabled_deployment(cm_conn, "to leave ConfigMgr alone")
+        deps = [d.name for d in fabric_check(lambda: cm.list_deployments(session_for(cm_conn)), "the deployments")
                 if d.enabled]
-        if name:
-            match = [d.name for d in deps if d.name.lower() == name.lower()]
-            if not match:
-                raise ValidationError(f"deployment: {cm_conn.name} has no enabled software update deployment named "
-                                      f"{name!r} (enabled: {', '.join(d.name for d in deps) or 'none'})", code="invalid")
-            return match[0]
-        if len(deps) != 1:
-            raise ValidationError(f"deployment: {cm_conn.name} has {len(deps)} enabled software update deployments "
-                                  f"({', '.join(d.name for d in deps) or 'none'}); name one with deployment=NAME, "
-                                  "or deployment=none to leave ConfigMgr alone", code="invalid")
-        return deps[0].name
+        match = [d for d in deps if d.lower() == name.lower()]
+        if not match:
+            raise ValidationError(f"deployment: {cm_conn.name} has no enabled software update deployment named "
+                                  f"{name!r} (enabled: {', '.join(deps) or 'none'})", code="invalid")
+        return match[0]
 
     # -- the plan ------------------------------------------------------------------
     def expected_steps(self, run):

@@ -22,13 +22,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from ..fabric import configmgr as cm, errors
-from ..fabric.session import session_for
+from ..fabric import errors
 from ..inventory.refresh import mark_maintenance
 from ..models import Run
 from ..patching import preflight
 from .base import (OUTAGE_PARAM, ParamErrors, Phase, Plan, Prepared, Runbook, StepSpec, as_bool, as_choice, as_int,
-                   connection_named, fabric_check, outage_minutes, own)
+                   connection_named, only_enabled_deployment, outage_minutes, own)
 from .patch_steps import PatchSteps
 
 STAGES = [  # (stage, title, always)
@@ -130,7 +129,7 @@ class PatchCluster(PatchSteps, Runbook):
         cm_conn = None if hardware else bad.take(connection_named, raw.get("configmgr"), "configmgr")
         bad.raise_any()
         if cm_conn is not None and not deployment:
-            deployment = self.default_deployment(cm_conn)
+            deployment = only_enabled_deployment(cm_conn, "for hardware maintenance")
         if hardware:
             deployment = "none"
         params = {"cluster": cluster, "order": order, "max_failed": max_failed, "retries": retries,
@@ -162,14 +161,6 @@ class PatchCluster(PatchSteps, Runbook):
         holds = [f"cluster:{pf.cluster}"] + [f"host:{n.name}" for n in pf.nodes]
         return Prepared(params, conn, f"Patch {pf.cluster}", f"{conn.name}:cluster={pf.cluster.lower()}", claims,
                         holds=holds)
-
-    def default_deployment(self, cm_conn) -> str:
-        deps = [d for d in fabric_check(lambda: cm.list_deployments(session_for(cm_conn)), "the deployments") if d.enabled]
-        if len(deps) != 1:
-            raise ValidationError(f"deployment: {cm_conn.name} has {len(deps)} enabled software update deployments "
-                                  f"({', '.join(d.name for d in deps) or 'none'}); name one with deployment=NAME, "
-                                  "or deployment=none for hardware maintenance", code="invalid")
-        return deps[0].name
 
     def preflight(self, conn, cm_conn, params):
         active = [(r.pk, r.title, r.context.get("holds"), r.context.get("claims"))
