@@ -98,3 +98,66 @@ def test_a_worker_killed_while_a_collection_is_being_joined_or_left_leaves_a_run
     finally:
         site.close()
         server.stop()
+
+
+LEFT_BEHIND = """
+import datetime as dt
+from ops.fabric import configmgr as cm, scom, vmm
+from ops.fabric.session import session_for
+from ops.inventory.sync import sync_connection
+from ops.models import ServerConnection
+conns = {c.kind: c for c in ServerConnection.objects.all()}
+v, ss, cs = (session_for(conns[k]) for k in ("vmm", "scom", "configmgr"))
+node = "hv-b03.contoso.com"
+assert vmm.wait_job(v, vmm.disable_host(v, node), timeout=120).succeeded
+scom.start_maintenance(ss, node, dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=4),
+                       "PlannedOperatingSystemReconfiguration", "a lost patch run")
+[dep] = [d for d in cm.list_deployments(cs) if d.enabled]
+cm.add_to_collection(cs, dep.collection_id, cm.get_device(cs, node), refresh=True)
+assert sync_connection(conns["vmm"]).ok
+"""
+
+
+@pytest.mark.parametrize("phase", ["resume", "tidy"])
+def test_a_worker_killed_while_a_host_is_resumed_leaves_a_run_that_ends_with_the_host_out_of_maintenance(
+        monkeypatch, phase):
+    """host-resume (ops/runbooks/host_resume.py) over the state a lost patch run leaves (hv-b03 drained,
+    in SCOM maintenance, in the deployment's collection), killed while Enable-SCVMHost runs or while
+    the collection lets the node go: the new worker reads the fabric again and finishes the job."""
+    from tests.conftest import start_sim
+
+    monkeypatch.setenv("SLIPWAY_PATCH_POLL_SECONDS", "0.1")
+    engine, server = start_sim(time_scale=0.02)
+    site = WorkerSite(engine, server, bound=4, workers=2, lease_seconds=3)
+    try:
+        site.manage(["shell", "-c", LEFT_BEHIND])
+        w = engine.fabric.patching
+        with engine.fabric.lock:   # the refresh that took hv-b03 in ends before the run starts
+            w.refresh_s = 1.0
+        # a read of the fabric applies what is due (ops/simulator/patching.py, advance)
+        site.wait_for(lambda: engine.control({"op": "state"}) and not any(c.refresh_due for c in w.collections.values()),
+                      timeout=60)
+        assert in_maintenance(engine) == ["hv-b03.contoso.com"]
+        engine.control({"op": "time_scale", "value": 1.0})   # Enable-SCVMHost: 2 s, long enough to be killed in
+        with engine.fabric.lock:
+            w.refresh_s = 3.0
+        first = site.start_cluster()
+        run_id = site.start_run("host-resume", host="hv-b03")
+        site.wait_for(lambda: site.query("select phase from ops_run where id = ?", run_id)[0][0] == phase
+                      or site.run_row(run_id)["state"] not in ("queued", "running"), timeout=120, interval=0.02)
+        assert site.query("select phase from ops_run where id = ?", run_id)[0][0] == phase, site.run_row(run_id)
+        site.kill_cluster(first)
+        assert site.run_row(run_id)["state"] == "running"
+        site.start_cluster()
+        row = site.wait_final(run_id, timeout=240)
+        assert row["state"] == "succeeded", row["message"]
+        assert row["message"].startswith("hv-b03 resumed from maintenance (SCOM maintenance ended; ConfigMgr lists "
+                                         "it in Hyper-V Patch Window no more)"), row["message"]
+        assert in_maintenance(engine) == []
+        with engine.fabric.lock:
+            names = {d.resource_id: d.name for d in w.devices.values()}
+            members = [sorted(names[r] for r in c.members) for c in w.collections.values() if c.name == "Hyper-V Patch Window"]
+        assert members == [[]], members
+    finally:
+        site.close()
+        server.stop()
