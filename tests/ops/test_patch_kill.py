@@ -17,6 +17,16 @@ def placement(engine):
             if v["host"].startswith("hv-b")}
 
 
+def killed_then_finished(site, worker, run_id) -> dict:
+    """SIGKILL the worker's whole process group, start a new one, and wait for the run to succeed."""
+    site.kill_cluster(worker)
+    assert site.run_row(run_id)["state"] == "running"
+    site.start_cluster()
+    row = site.wait_final(run_id, timeout=240)
+    assert row["state"] == "succeeded", row["message"]
+    return row
+
+
 def in_maintenance(engine):
     return [h["name"] for h in engine.control({"op": "state"})["hosts"] if h["maintenance"]]
 
@@ -37,11 +47,7 @@ def test_a_worker_killed_in_each_phase_of_a_node_leaves_a_run_that_completes_wit
                       or site.run_row(run_id)["state"] not in ("queued", "running"), timeout=120, interval=0.02)
         assert site.query("select phase from ops_run where id = ?", run_id)[0][0] == f"{phase}@{NODE}", \
             site.run_row(run_id)
-        site.kill_cluster(first)
-        assert site.run_row(run_id)["state"] == "running"
-        site.start_cluster()
-        row = site.wait_final(run_id, timeout=240)
-        assert row["state"] == "succeeded", row["message"]
+        row = killed_then_finished(site, first, run_id)
         assert "1 of 1 nodes patched" in row["message"]
         assert placement(engine) == before, "every VM back on its own node, in the state it was in"
         assert in_maintenance(engine) == []
@@ -80,11 +86,7 @@ def test_a_worker_killed_while_a_collection_is_being_joined_or_left_leaves_a_run
 
         site.wait_for(waiting_in_phase, timeout=180, interval=0.05)
         assert site.query("select phase from ops_run where id = ?", run_id)[0][0] == phase, site.run_row(run_id)
-        site.kill_cluster(first)
-        assert site.run_row(run_id)["state"] == "running"
-        site.start_cluster()
-        row = site.wait_final(run_id, timeout=240)
-        assert row["state"] == "succeeded", row["message"]
+        row = killed_then_finished(site, first, run_id)
         assert "1 of 1 nodes patched" in row["message"] and "hv-s01 (standalone host)" in row["message"]
         assert placement(engine) == before, "every VM back on its own node, in the state it was in"
         assert in_maintenance(engine) == []
@@ -146,11 +148,7 @@ def test_a_worker_killed_while_a_host_is_resumed_leaves_a_run_that_ends_with_the
         site.wait_for(lambda: site.query("select phase from ops_run where id = ?", run_id)[0][0] == phase
                       or site.run_row(run_id)["state"] not in ("queued", "running"), timeout=120, interval=0.02)
         assert site.query("select phase from ops_run where id = ?", run_id)[0][0] == phase, site.run_row(run_id)
-        site.kill_cluster(first)
-        assert site.run_row(run_id)["state"] == "running"
-        site.start_cluster()
-        row = site.wait_final(run_id, timeout=240)
-        assert row["state"] == "succeeded", row["message"]
+        row = killed_then_finished(site, first, run_id)
         assert row["message"].startswith("hv-b03 resumed from maintenance (SCOM maintenance ended; ConfigMgr lists "
                                          "it in Hyper-V Patch Window no more)"), row["message"]
         assert in_maintenance(engine) == []
