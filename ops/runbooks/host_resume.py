@@ -147,11 +147,13 @@ class HostResume(Runbook):
                              cm.list_devices(cs, dep.collection_id))
         listed = dev.resource_id in {d.resource_id for d in members}
         if not listed and not col.refreshing:
-            return Outcome.done(f"{s}: ConfigMgr does not list it in {col.name}",
-                                context={"collection": f"ConfigMgr lists it in {col.name} no more"})
+            said = (f"ConfigMgr lists it in {col.name} no more" if c.own.get("removed") else
+                    f"ConfigMgr does not list it in {col.name}")
+            return Outcome.done(f"{s}: {said}", context={"collection": said})
         if listed:
             cm.remove_from_collection(cs, col.id, dev, refresh=not col.refreshing)
         return Outcome.wait(f"waiting for collection {col.name} to let {s} go", poll(), deadline=3600,
+                            context={"removed": True} if listed else None,
                             failure=f"ConfigMgr server {c.params['configmgr']}: collection {col.name} still lists {s} "
                                     "an hour after its membership rule was removed")
 

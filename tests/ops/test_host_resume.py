@@ -150,3 +150,17 @@ def test_the_command_line_resumes_it_and_follows_the_run_to_its_outcome(left_beh
     with pytest.raises(CommandError, match="hv-b03 is not in maintenance in VMM server vmm01"):
         call_command("runbook", "start", "host-resume", "host=hv-b03", "--user", "olga")
     assert Run.objects.count() == 1
+
+
+def test_a_host_drained_by_hand_is_said_to_be_outside_the_collection_not_taken_out_of_it(sim, configmgr, operator,
+                                                                                           driver, settings):
+    settings.SLIPWAY_PATCH_POLL_SECONDS = 0.1
+    v = session_for(sim.vmm)
+    assert vmm.wait_job(v, vmm.disable_host(v, "hv-b02.contoso.com"), timeout=60).succeeded
+    assert sync_connection(sim.vmm).ok
+    run = run_service.start_run(operator, "host-resume", {"host": "hv-b02"})
+    driver.drive(rests=True, timeout=120)
+    run.refresh_from_db()
+    assert run.state == Run.State.SUCCEEDED, run.message
+    assert run.message.startswith("hv-b02 resumed from maintenance (SCOM maintenance was not on; ConfigMgr does not "
+                                  "list it in Hyper-V Patch Window)."), run.message
